@@ -1,0 +1,305 @@
+"""`triagebot` — the command line.
+
+demo · triage TICKET · render REPORT.json · schema report · check · run [--http --port P]
+
+Bad input gives one clear line on stderr and a non-zero exit, never a traceback (`--debug` shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import re
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from bot.settings import Settings
+from triage.models import TriageReport
+from triage.protocols import ProgressEvent, TriageError
+
+FORMATS = ("text", "json", "blocks", "markdown")
+EXIT_USAGE = 2
+EXIT_FAIL = 1
+
+_TICKET_RE = re.compile(r"^\s*#?(\d{1,12})\s*$")
+_TICKET_URL_RE = re.compile(r"^https?://[^\s/]+/(?:agent/tickets|api/v2/tickets|hc/[^/]+/requests)/(\d{1,12})")
+
+
+class UsageError(Exception):
+    """Bad input on the command line; the message is shown as is."""
+
+
+def parse_ticket_ref(text: str) -> int:
+    """`48291`, `#48291` or a Zendesk ticket URL → 48291."""
+    match = _TICKET_RE.match(text) or _TICKET_URL_RE.match(text.strip())
+    if not match:
+        raise UsageError(f"not a ticket id or Zendesk ticket URL: {text.strip()[:80]!r}")
+    return int(match.group(1))
+
+
+# ---------------------------------------------------------------- output
+
+
+def render(report: TriageReport, fmt: str) -> str:
+    if fmt == "json":
+        return report.model_dump_json(indent=2)
+    if fmt == "markdown":
+        from formatting.markdown import report_markdown
+
+        return report_markdown(report)
+    if fmt == "blocks":
+        from formatting.cards import CardState, parent_message, report_messages
+
+        state = CardState(
+            ticket=report.ticket,
+            run_id=report.run_id,
+            status="done",
+            product_area=report.product_area.label,
+            report=report,
+            ticket_url=report.ticket.url,
+        )
+        payload = {"parent": parent_message(state), "thread": report_messages(report)}
+        return json.dumps(payload, indent=2, ensure_ascii=False)
+    from formatting.text import report_text
+
+    return report_text(report)
+
+
+def _progress_printer(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from formatting.text import progress_line
+
+    def show(event: ProgressEvent) -> None:
+        line = progress_line(event)
+        if line:
+            print(line, file=sys.stderr, flush=True)
+
+    return show
+
+
+async def _drafts(services: Any, report: TriageReport, args: argparse.Namespace) -> list[str]:
+    from formatting.markdown import kb_markdown, packet_markdown
+
+    out: list[str] = []
+    if getattr(args, "packet", False):
+        out.append(packet_markdown(await services.engine.escalation_packet(report)))
+    if getattr(args, "kb", False):
+        out.append(kb_markdown(await services.engine.kb_article(report)))
+    if getattr(args, "reply", False):
+        draft = await services.engine.reply_draft(report)
+        out.append(f"## Draft reply ({draft.language})\n\n{draft.body}")
+    return out
+
+
+# ---------------------------------------------------------------- commands
+
+
+async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.wiring import BundledTicketSource, build_demo_services
+
+    db = settings.database_url if args.use_database_url else None
+    if db is None:
+        folder = Path(tempfile.gettempdir()) / "triagebot-demo"
+        folder.mkdir(parents=True, exist_ok=True)
+        db = f"sqlite:///{folder / 'demo.db'}"
+    services = build_demo_services(settings, db)
+    ids = [parse_ticket_ref(t) for t in args.ticket] if args.ticket else BundledTicketSource().ids()
+    try:
+        if settings.anthropic_api_key is None and not args.quiet:
+            print("demo: no ANTHROPIC_API_KEY, so reports are evidence-only (set it for full synthesis)", file=sys.stderr)
+        for ticket_id in ids:
+            if not args.quiet:
+                print(f"\n▶ triaging demo ticket #{ticket_id}", file=sys.stderr)
+            ticket = await services.engine.fetch(ticket_id)
+            claim = await services.store.claim_run(ticket.id, f"{ticket.version_key}#demo-{uuid.uuid4().hex[:8]}", "cli")
+            report = await services.engine.triage(
+                ticket, run_id=claim.run.run_id, progress=_progress_printer(not args.quiet)
+            )
+            await services.store.finish_run(claim.run.run_id, report)
+            print(render(report, args.format))
+            for extra in await _drafts(services, report, args):
+                print("\n" + extra)
+        if not args.quiet:
+            print(f"\nreports stored in {db}", file=sys.stderr)
+    finally:
+        await services.aclose()
+    return 0
+
+
+async def cmd_triage(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.wiring import build_services
+
+    ticket_id = parse_ticket_ref(args.ticket)
+    if not settings.zendesk_configured:
+        raise UsageError(
+            "Zendesk is not configured: set ZENDESK_URL (or ZENDESK_SUBDOMAIN) and ZENDESK_EMAIL + "
+            "ZENDESK_API_TOKEN (or ZENDESK_OAUTH_TOKEN); try `triagebot demo` for an offline run"
+        )
+    services = build_services(settings)
+    try:
+        ticket = await services.engine.fetch(ticket_id)
+        claim = await services.store.claim_run(ticket.id, f"{ticket.version_key}#cli-{uuid.uuid4().hex[:8]}", "cli")
+        try:
+            report = await services.engine.triage(
+                ticket, run_id=claim.run.run_id, progress=_progress_printer(not args.quiet)
+            )
+        except BaseException as exc:
+            await services.store.fail_run(claim.run.run_id, type(exc).__name__)
+            raise
+        await services.store.finish_run(claim.run.run_id, report)
+        print(render(report, args.format))
+        for extra in await _drafts(services, report, args):
+            print("\n" + extra)
+    finally:
+        await services.aclose()
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    path = Path(args.report)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        report = TriageReport.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "document"
+        raise UsageError(f"{path} is not a triage report: {where}: {first.get('msg')}") from exc
+    print(render(report, args.format))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    if args.what != "report":
+        raise UsageError(f"unknown schema {args.what!r}; try `triagebot schema report`")
+    print(json.dumps(TriageReport.model_json_schema(), indent=2))
+    return 0
+
+
+async def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.checks import run_checks
+
+    results = await run_checks(settings)
+    failed = 0
+    for name, ok, detail in results:
+        failed += 0 if ok else 1
+        print(f"{'OK  ' if ok else 'FAIL'} {name:<14} {detail}")
+    return EXIT_FAIL if failed else 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.runner import run_bot
+
+    return run_bot(settings, http=args.http, port=args.port, host=args.host)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="triagebot", description="Triage support tickets with evidence.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def output(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
+
+    def drafts(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--packet", action="store_true", help="also print the engineering escalation packet")
+        p.add_argument("--kb", action="store_true", help="also print a KB article draft")
+        p.add_argument("--reply", action="store_true", help="also print the customer reply draft")
+        p.add_argument("-q", "--quiet", action="store_true", help="no live progress on stderr")
+
+    p = sub.add_parser("demo", help="triage the bundled example tickets offline")
+    p.add_argument("ticket", nargs="*", help="only these example tickets (default: all)")
+    p.add_argument("--use-database-url", action="store_true", help="store in DATABASE_URL instead of a temp SQLite")
+    output(p)
+    drafts(p)
+
+    p = sub.add_parser("triage", help="triage one Zendesk ticket (id, #id or ticket URL)")
+    p.add_argument("ticket")
+    output(p)
+    drafts(p)
+
+    p = sub.add_parser("render", help="render a saved report JSON")
+    p.add_argument("report")
+    output(p)
+
+    p = sub.add_parser("schema", help="print a JSON schema (report)")
+    p.add_argument("what", nargs="?", default="report")
+
+    sub.add_parser("check", help="one OK/FAIL line per configured integration")
+
+    p = sub.add_parser("run", help="run the Slack bot (Socket Mode if SLACK_APP_TOKEN is set, else --http)")
+    p.add_argument("--http", action="store_true", help="serve HTTP: /slack/events, /zendesk/webhook, /healthz")
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--host", default="0.0.0.0")
+    return parser
+
+
+def _configure_logging(settings: Settings | None, debug: bool) -> None:
+    level = logging.DEBUG if debug else getattr(logging, (settings.log_level if settings else "INFO").upper(), 20)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        from triage.redaction import SecretFilter
+
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(SecretFilter())
+    except ImportError:  # pragma: no cover
+        pass
+    if not debug:
+        for noisy in ("httpx", "httpx2", "mcp", "zenpy", "slack_bolt", "aiohttp.access"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    settings: Settings | None = None
+    try:
+        settings = Settings()
+        _configure_logging(settings, args.debug)
+        if args.command == "render":
+            return cmd_render(args)
+        if args.command == "schema":
+            return cmd_schema(args)
+        if args.command == "run":
+            return cmd_run(args, settings)
+        handler = {"demo": cmd_demo, "triage": cmd_triage, "check": cmd_check}[args.command]
+        return asyncio.run(handler(args, settings))
+    except UsageError as exc:
+        print(f"triagebot: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except TriageError as exc:
+        print(f"triagebot: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        print(f"triagebot: invalid setting {where.upper()}: {first.get('msg')}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("triagebot: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"triagebot: unexpected error: {type(exc).__name__}: {str(exc)[:300]} (rerun with --debug)", file=sys.stderr)
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Settings: pydantic-settings from the environment and `.env`.
+
+Every external endpoint is a setting, so the bot runs against EU hosts, GitHub Enterprise and local
+test servers. `deploy/.env.example` lists every variable; the README has the table.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+def _csv(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class ExtraMcpServer(BaseModel):
+    """An extra read-only MCP server (MCP_SERVERS, a JSON list)."""
+
+    name: str
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    allowed_tools: list[str] = Field(default_factory=list)  # the read allowlist for this server
+    # tool name → argument template; "{query}" is replaced by the ticket's symptom query
+    calls: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- Slack
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    triage_channel: str = ""
+    slack_allowed_channels: CsvList = Field(default_factory=list)
+    slack_allowed_users: CsvList = Field(default_factory=list)
+    slack_allowed_usergroups: CsvList = Field(default_factory=list)
+    slack_allow_shared_channels: bool = False
+    slack_followup_any_reply: bool = False
+    slack_update_interval_seconds: float = 1.0
+
+    # --- Zendesk
+    zendesk_url: str = ""  # https://acme.zendesk.com (wins over the subdomain)
+    zendesk_subdomain: str = ""
+    zendesk_email: str = ""
+    zendesk_api_token: SecretStr | None = None
+    zendesk_oauth_token: SecretStr | None = None
+    zendesk_webhook_secret: SecretStr | None = None
+    zendesk_writeback: bool = False
+    zendesk_workers: int = 4
+    zendesk_timeout_seconds: float = 30.0
+    zendesk_poll_seconds: int = 0
+    zendesk_poll_lookback_minutes: int = 0
+    zendesk_filter_statuses: CsvList = Field(default_factory=lambda: ["new", "open"])
+    zendesk_filter_priorities: CsvList = Field(default_factory=list)
+    zendesk_filter_tags_include: CsvList = Field(default_factory=list)
+    zendesk_filter_tags_exclude: CsvList = Field(default_factory=list)
+    zendesk_filter_groups: CsvList = Field(default_factory=list)
+    zendesk_filter_brands: CsvList = Field(default_factory=list)
+    zendesk_filter_forms: CsvList = Field(default_factory=list)
+    zendesk_filter_via: CsvList = Field(default_factory=list)
+    zendesk_retriage_on_reply: bool = True
+
+    # --- Anthropic
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str = "https://api.anthropic.com"
+    triage_model: str = "claude-sonnet-5-5"
+    triage_intake_model: str = "claude-haiku-5-5"
+    anthropic_max_retries: int = 3
+    anthropic_timeout_seconds: float = 120.0
+
+    # --- PostHog MCP and extra MCP servers
+    posthog_mcp_url: str = "https://mcp.posthog.com/mcp"
+    posthog_api_key: SecretStr | None = None
+    posthog_project_id: str = ""
+    posthog_mcp_extra_allowed_tools: CsvList = Field(default_factory=list)
+    mcp_servers: list[ExtraMcpServer] = Field(default_factory=list)
+
+    # --- GitHub and package registries
+    github_token: SecretStr | None = None
+    github_api_url: str = "https://api.github.com"
+    github_search_concurrency: int = 2
+    npm_registry_url: str = "https://registry.npmjs.org"
+    pypi_url: str = "https://pypi.org"
+
+    # --- storage, playbooks, behaviour
+    database_url: str = "sqlite:///triagebot.db"
+    playbooks_dir: str = ""
+    redact_emails: bool = True
+    redact_phones: bool = True
+    research_deadline_seconds: float = 45.0
+    source_timeout_seconds: float = 15.0
+    source_max_retries: int = 2
+    triage_concurrency: int = 4
+    log_level: str = "INFO"
+
+    _csv_fields = field_validator(
+        "slack_allowed_channels",
+        "slack_allowed_users",
+        "slack_allowed_usergroups",
+        "zendesk_filter_statuses",
+        "zendesk_filter_priorities",
+        "zendesk_filter_tags_include",
+        "zendesk_filter_tags_exclude",
+        "zendesk_filter_groups",
+        "zendesk_filter_brands",
+        "zendesk_filter_forms",
+        "zendesk_filter_via",
+        "posthog_mcp_extra_allowed_tools",
+        mode="before",
+    )(_csv)
+
+    @property
+    def zendesk_base_url(self) -> str:
+        if self.zendesk_url:
+            return self.zendesk_url.rstrip("/")
+        if self.zendesk_subdomain:
+            return f"https://{self.zendesk_subdomain}.zendesk.com"
+        return ""
+
+    @property
+    def zendesk_configured(self) -> bool:
+        return bool(self.zendesk_base_url and (self.zendesk_api_token or self.zendesk_oauth_token))
+
+    @property
+    def slack_configured(self) -> bool:
+        return bool(self.slack_bot_token)
+
+
+def secret(value: SecretStr | None) -> str:
+    return value.get_secret_value() if value else ""

@@ -1,0 +1,211 @@
+"""The composition root: settings → adapters → engine. The only place that knows every part."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from bot.settings import Settings, secret
+from integrations.anthropic_model import AnthropicModel
+from integrations.extra_mcp import ExtraMcpSource
+from integrations.github import GitHubSource
+from integrations.posthog_mcp import PostHogMcpSource
+from integrations.registries import RegistrySource
+from integrations.store import SqlStore
+from integrations.zendesk import ZendeskTicketSource
+from triage.engine import TriageConfig, TriageEngine
+from triage.models import Ticket
+from triage.playbooks import load_playbooks, load_sdk_catalogue
+from triage.protocols import LanguageModel, ResearchSource, TicketNotFound
+from triage.store import AuditEntry
+
+EXAMPLES = "examples"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: TriageEngine
+    store: SqlStore
+    zendesk: ZendeskTicketSource | None = None
+    triage_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
+
+    async def aclose(self) -> None:
+        await self.engine.aclose()
+        await self.store.close()
+
+
+def triage_config(settings: Settings) -> TriageConfig:
+    return TriageConfig(
+        research_deadline_s=settings.research_deadline_seconds,
+        task_timeout_s=settings.source_timeout_seconds,
+        redact_emails=settings.redact_emails,
+        redact_phones=settings.redact_phones,
+    )
+
+
+def build_model(settings: Settings) -> LanguageModel | None:
+    if not settings.anthropic_api_key:
+        return None
+    return AnthropicModel(
+        secret(settings.anthropic_api_key),
+        base_url=settings.anthropic_base_url,
+        synthesis_model=settings.triage_model,
+        intake_model=settings.triage_intake_model,
+        max_retries=settings.anthropic_max_retries,
+        timeout_s=settings.anthropic_timeout_seconds,
+    )
+
+
+def build_sources(settings: Settings) -> list[ResearchSource]:
+    sources: list[ResearchSource] = []
+    if settings.posthog_api_key:
+        sources.append(
+            PostHogMcpSource(
+                settings.posthog_mcp_url,
+                secret(settings.posthog_api_key),
+                project_id=settings.posthog_project_id,
+                extra_allowed_tools=settings.posthog_mcp_extra_allowed_tools,
+                timeout_s=settings.source_timeout_seconds,
+                max_retries=settings.source_max_retries,
+            )
+        )
+    for server in settings.mcp_servers:
+        sources.append(
+            ExtraMcpSource(server, timeout_s=settings.source_timeout_seconds, max_retries=settings.source_max_retries)
+        )
+    sources.append(
+        GitHubSource(
+            settings.github_api_url,
+            secret(settings.github_token),
+            search_concurrency=settings.github_search_concurrency,
+            timeout_s=settings.source_timeout_seconds,
+            max_retries=settings.source_max_retries,
+        )
+    )
+    sources.append(
+        RegistrySource(
+            settings.npm_registry_url,
+            settings.pypi_url,
+            timeout_s=settings.source_timeout_seconds,
+            max_retries=settings.source_max_retries,
+        )
+    )
+    return sources
+
+
+def build_zendesk(settings: Settings) -> ZendeskTicketSource | None:
+    if not settings.zendesk_base_url:
+        return None
+    return ZendeskTicketSource(
+        settings.zendesk_base_url,
+        email=settings.zendesk_email,
+        api_token=secret(settings.zendesk_api_token),
+        oauth_token=secret(settings.zendesk_oauth_token),
+        workers=settings.zendesk_workers,
+        timeout_s=settings.zendesk_timeout_seconds,
+    )
+
+
+def _audit_sink(store: SqlStore) -> Any:
+    async def sink(entries: list[AuditEntry]) -> None:
+        await store.record_audit(entries)
+
+    return sink
+
+
+def build_services(settings: Settings) -> Services:
+    store = SqlStore.from_url(settings.database_url)
+    zendesk = build_zendesk(settings)
+    playbooks_dir = settings.playbooks_dir or None
+    engine = TriageEngine(
+        tickets=zendesk,
+        sources=build_sources(settings),
+        model=build_model(settings),
+        playbooks=load_playbooks(playbooks_dir),
+        sdk_catalogue=load_sdk_catalogue(playbooks_dir),
+        config=triage_config(settings),
+        audit=_audit_sink(store),
+    )
+    return Services(
+        settings=settings,
+        engine=engine,
+        store=store,
+        zendesk=zendesk,
+        triage_slots=asyncio.Semaphore(max(1, settings.triage_concurrency)),
+    )
+
+
+# ---------------------------------------------------------------- the offline demo
+
+
+class BundledTicketSource:
+    """The example tickets shipped in `triage/examples/` (used by `triagebot demo`)."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder
+
+    def ids(self) -> list[int]:
+        return sorted(int(p.stem) for p in self._files())
+
+    def _files(self) -> list[Any]:
+        if self.folder is not None:
+            return sorted(self.folder.glob("*.json"))
+        root = resources.files("triage") / EXAMPLES
+        return sorted((p for p in root.iterdir() if p.name.endswith(".json")), key=lambda p: p.name)
+
+    async def get_ticket(self, ticket_id: int) -> Ticket:
+        for path in self._files():
+            if path.name == f"{ticket_id}.json":
+                return Ticket.model_validate_json(path.read_text(encoding="utf-8"))
+        raise TicketNotFound(ticket_id)
+
+
+def _recorded(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((resources.files("integrations") / "recorded" / name).read_text("utf-8"))
+    return data
+
+
+def build_demo_services(settings: Settings, database_url: str) -> Services:
+    """Everything offline: bundled tickets, recorded source answers served through the real adapters
+    (PostHog MCP in-process over the MCP protocol, GitHub and registries through an httpx transport),
+    evidence-only unless ANTHROPIC_API_KEY is set."""
+    from integrations.http_replay import replay_transport
+    from integrations.posthog_mcp_replay import build_posthog_like_server
+
+    store = SqlStore.from_url(database_url)
+    sources: list[ResearchSource] = [
+        PostHogMcpSource(
+            "http://demo.invalid/mcp",
+            "phx_demo",
+            timeout_s=settings.source_timeout_seconds,
+            server=build_posthog_like_server(_recorded("posthog_mcp.json")),
+        ),
+        GitHubSource(
+            "https://api.github.com",
+            "",
+            transport=replay_transport(_recorded("github.json")),
+            timeout_s=settings.source_timeout_seconds,
+        ),
+        RegistrySource(
+            "https://registry.npmjs.org",
+            "https://pypi.org",
+            transport=replay_transport(_recorded("registries.json")),
+            timeout_s=settings.source_timeout_seconds,
+        ),
+    ]
+    playbooks_dir = settings.playbooks_dir or None
+    engine = TriageEngine(
+        tickets=BundledTicketSource(),
+        sources=sources,
+        model=build_model(settings),
+        playbooks=load_playbooks(playbooks_dir),
+        sdk_catalogue=load_sdk_catalogue(playbooks_dir),
+        config=triage_config(settings),
+        audit=_audit_sink(store),
+    )
+    return Services(settings=settings, engine=engine, store=store)

@@ -1,0 +1,895 @@
+"""`SqlStore`: the `triage.store.Store` protocol over SQLAlchemy 2.x (SQLite by default, PostgreSQL by URL).
+
+One schema for both databases, written with SQLAlchemy Core only (no dialect-specific SQL): claims are
+"INSERT and catch IntegrityError" plus compare-and-swap UPDATEs, so they are atomic on SQLite and on
+PostgreSQL (READ COMMITTED) alike, and any number of replicas can share one PostgreSQL database.
+
+The engine is synchronous; every public method runs its work in a worker thread via
+`asyncio.to_thread`, so the event loop never blocks on the database. SQLite runs in WAL mode with a
+busy timeout; every write transaction starts with its write, so SQLite writers queue instead of
+failing with "database is locked".
+
+Schema management: `metadata.create_all` on start plus a `schema_meta` row (`schema_version`).
+There are no migrations yet (no Alembic); a future schema change bumps SCHEMA_VERSION and adds them.
+
+Privacy: ticket text (subject, description, comments) is never written to `audit_log` or `evidence`;
+the only copy of anything derived from a ticket is the report JSON the team already sees in Slack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    create_engine,
+    delete,
+    event,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, RowMapping, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import StaticPool
+
+from triage.models import TriageReport
+from triage.store import (
+    Artefact,
+    AuditEntry,
+    Claim,
+    Feedback,
+    RunRecord,
+    RunStatus,
+    ThreadRef,
+    TicketState,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DEFAULT_DATABASE_URL = "sqlite:///triagebot.db"
+
+T = TypeVar("T")
+
+# Autoincrement surrogate keys: BIGINT on PostgreSQL, INTEGER (rowid alias) on SQLite.
+_Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _ts(name: str, **kw: Any) -> Column[datetime]:
+    return Column(name, DateTime(timezone=True), **kw)
+
+
+metadata = MetaData()
+
+schema_meta = Table(
+    "schema_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+)
+
+triage_runs = Table(
+    "triage_runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("ticket_id", BigInteger, nullable=False),
+    Column("ticket_version", String(64), nullable=False),
+    Column("trigger", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("report_json", Text, nullable=True),
+    Column("error", Text, nullable=False, default=""),
+    Column("channel", String(64), nullable=True),
+    Column("thread_ts", String(64), nullable=True),
+    _ts("heartbeat_at", nullable=False),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+    # denormalised from the report, for dashboards / SQL reporting
+    Column("mode", String(16), nullable=True),
+    Column("product_area", String(32), nullable=True),
+    Column("confidence", String(16), nullable=True),
+    Column("fetch_ms", Integer, nullable=True),
+    Column("intake_ms", Integer, nullable=True),
+    Column("research_ms", Integer, nullable=True),
+    Column("synthesis_ms", Integer, nullable=True),
+    Column("total_ms", Integer, nullable=True),
+    Column("llm_calls", Integer, nullable=True),
+    Column("input_tokens", Integer, nullable=True),
+    Column("output_tokens", Integer, nullable=True),
+    Column("cache_read_tokens", Integer, nullable=True),
+    Column("cache_creation_tokens", Integer, nullable=True),
+    Column("cost_usd", Float, nullable=True),
+    UniqueConstraint("ticket_id", "ticket_version", name="uq_triage_runs_ticket_version"),
+    Index("ix_triage_runs_ticket_created", "ticket_id", "created_at"),
+    Index("ix_triage_runs_status_heartbeat", "status", "heartbeat_at"),
+)
+
+evidence = Table(
+    "evidence",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False, index=True),
+    Column("evidence_id", String(16), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("tool", String(128), nullable=False, default=""),
+    Column("status", String(16), nullable=False),
+    Column("title", Text, nullable=False, default=""),
+    Column("url", Text, nullable=True),
+    Column("latency_ms", Integer, nullable=False, default=0),
+    Column("summary", Text, nullable=False, default=""),
+    Column("first_party", Integer, nullable=False, default=0),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False, default="", index=True),
+    Column("source", String(64), nullable=False),
+    Column("tool", String(128), nullable=False, default=""),
+    Column("status", String(16), nullable=False),
+    Column("latency_ms", Integer, nullable=False, default=0),
+    _ts("created_at", nullable=False),
+)
+
+threads = Table(
+    "threads",
+    metadata,
+    Column("ticket_id", BigInteger, primary_key=True),
+    Column("channel", String(64), nullable=False),
+    Column("thread_ts", String(64), nullable=False),
+    _ts("created_at", nullable=False),
+    Index("ix_threads_channel_ts", "channel", "thread_ts"),
+)
+
+artefacts = Table(
+    "artefacts",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("ref", Text, nullable=False, default=""),
+    Column("content", Text, nullable=False, default=""),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+feedback_table = Table(
+    "feedback",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("vote", String(8), nullable=False),
+    Column("comment", Text, nullable=False, default=""),
+    _ts("created_at", nullable=False),
+    UniqueConstraint("run_id", "user_id", name="uq_feedback_run_user"),
+)
+
+seen_keys = Table(
+    "seen_keys",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    _ts("created_at", nullable=False, index=True),
+)
+
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("value", Text, nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+ticket_state = Table(
+    "ticket_state",
+    metadata,
+    Column("ticket_id", BigInteger, primary_key=True),
+    Column("public_customer_comments", Integer, nullable=False, default=0),
+    Column("last_version", String(64), nullable=False, default=""),
+    Column("extra_json", Text, nullable=False, default="{}"),
+    _ts("updated_at", nullable=False),
+)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def normalize_database_url(url: str) -> str:
+    """Default to SQLite; route every PostgreSQL URL to the psycopg 3 driver."""
+    url = (url or "").strip() or DEFAULT_DATABASE_URL
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _run_record(row: RowMapping) -> RunRecord:
+    report: TriageReport | None = None
+    if row["report_json"]:
+        try:
+            report = TriageReport.model_validate_json(row["report_json"])
+        except ValidationError:
+            log.warning("run %s: stored report does not match the current schema", row["run_id"])
+    return RunRecord(
+        run_id=row["run_id"],
+        ticket_id=row["ticket_id"],
+        ticket_version=row["ticket_version"],
+        trigger=row["trigger"],
+        status=RunStatus(row["status"]),
+        attempts=row["attempts"],
+        report=report,
+        error=row["error"] or "",
+        channel=row["channel"],
+        thread_ts=row["thread_ts"],
+        created_at=_aware(row["created_at"]),
+        updated_at=_aware(row["updated_at"]),
+    )
+
+
+def _artefact(row: RowMapping) -> Artefact:
+    return Artefact(
+        run_id=row["run_id"],
+        kind=row["kind"],
+        status=row["status"],
+        ref=row["ref"] or "",
+        content=row["content"] or "",
+    )
+
+
+class SqlStore:
+    """The Store over SQLAlchemy. Build it with `SqlStore.from_url(url)` or `await SqlStore.connect(url)`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        # An in-memory SQLite database is one shared connection (StaticPool): serialise access to it.
+        self._lock: threading.Lock | None = threading.Lock() if isinstance(engine.pool, StaticPool) else None
+
+    # ------------------------------------------------------------ construction
+
+    @classmethod
+    def from_url(cls, url: str = DEFAULT_DATABASE_URL, *, echo: bool = False) -> SqlStore:
+        """Create the engine and the tables (blocking; call at start-up or use `connect`)."""
+        store = cls(create_store_engine(url, echo=echo))
+        store.create_schema()
+        return store
+
+    @classmethod
+    async def connect(cls, url: str = DEFAULT_DATABASE_URL, *, echo: bool = False) -> SqlStore:
+        return await asyncio.to_thread(cls.from_url, url, echo=echo)
+
+    def create_schema(self) -> None:
+        metadata.create_all(self.engine)
+        with self.engine.connect() as conn:
+            current = conn.execute(
+                select(schema_meta.c.value).where(schema_meta.c.key == "schema_version")
+            ).scalar_one_or_none()
+        if current is None:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(schema_meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+            except IntegrityError:
+                pass  # another replica wrote it first
+        elif int(current) > SCHEMA_VERSION:
+            log.warning(
+                "database schema_version %s is newer than this triagebot (%s)", current, SCHEMA_VERSION
+            )
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.engine.dispose)
+
+    # ------------------------------------------------------------ plumbing
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._lock is None:
+            return await asyncio.to_thread(fn, *args)
+        lock = self._lock
+
+        def locked() -> T:
+            with lock:
+                return fn(*args)
+
+        return await asyncio.to_thread(locked)
+
+    def _read(self, fn: Callable[[Connection], T]) -> T:
+        with self.engine.connect() as conn:
+            return fn(conn)
+
+    def _write(self, fn: Callable[[Connection], T]) -> T:
+        with self.engine.begin() as conn:
+            return fn(conn)
+
+    # ------------------------------------------------------------ runs
+
+    async def claim_run(
+        self, ticket_id: int, ticket_version: str, trigger: str, *, stale_after_s: float = 600.0
+    ) -> Claim:
+        return await self._call(self._claim_run, ticket_id, ticket_version, trigger, stale_after_s)
+
+    def _claim_run(self, ticket_id: int, ticket_version: str, trigger: str, stale_after_s: float) -> Claim:
+        for _ in range(5):
+            now = _now()
+            row = {
+                "run_id": uuid.uuid4().hex,
+                "ticket_id": ticket_id,
+                "ticket_version": ticket_version,
+                "trigger": trigger,
+                "status": RunStatus.running.value,
+                "attempts": 1,
+                "error": "",
+                "heartbeat_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(triage_runs).values(**row))
+                return Claim(owned=True, run=self._get_run(row["run_id"]) or RunRecord(**row))
+            except IntegrityError:
+                pass  # somebody owns (or owned) this ticket version
+
+            existing = self._find_run(ticket_id, ticket_version)
+            if existing is None:
+                continue  # the row vanished between our INSERT and SELECT: try again
+            run_id, status, attempts, heartbeat_at = existing
+            cutoff = _now() - timedelta(seconds=stale_after_s)
+            stale = status == RunStatus.running.value and (_aware(heartbeat_at) or now) < cutoff
+            if not (stale or status == RunStatus.failed.value):
+                return Claim(owned=False, run=self._require_run(run_id))
+
+            # Take over a crashed (stale) or failed run: compare-and-swap on `attempts`, so among
+            # concurrent claimers exactly one UPDATE matches.
+            taken_at = _now()
+            with self.engine.begin() as conn:
+                result = conn.execute(
+                    update(triage_runs)
+                    .where(
+                        triage_runs.c.run_id == run_id,
+                        triage_runs.c.attempts == attempts,
+                        or_(
+                            triage_runs.c.status == RunStatus.failed.value,
+                            and_(
+                                triage_runs.c.status == RunStatus.running.value,
+                                triage_runs.c.heartbeat_at < cutoff,
+                            ),
+                        ),
+                    )
+                    .values(
+                        status=RunStatus.running.value,
+                        attempts=attempts + 1,
+                        trigger=trigger,
+                        error="",
+                        heartbeat_at=taken_at,
+                        updated_at=taken_at,
+                    )
+                )
+                taken = result.rowcount == 1
+            return Claim(owned=taken, resumed=taken, run=self._require_run(run_id))
+        raise RuntimeError(f"could not claim ticket {ticket_id} version {ticket_version}")
+
+    def _find_run(self, ticket_id: int, ticket_version: str) -> tuple[str, str, int, datetime] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(
+                    triage_runs.c.run_id,
+                    triage_runs.c.status,
+                    triage_runs.c.attempts,
+                    triage_runs.c.heartbeat_at,
+                ).where(
+                    triage_runs.c.ticket_id == ticket_id,
+                    triage_runs.c.ticket_version == ticket_version,
+                )
+            ).first()
+        return None if row is None else (row[0], row[1], row[2], row[3])
+
+    def _get_run(self, run_id: str) -> RunRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(triage_runs).where(triage_runs.c.run_id == run_id)).mappings().first()
+        return None if row is None else _run_record(row)
+
+    def _require_run(self, run_id: str) -> RunRecord:
+        run = self._get_run(run_id)
+        if run is None:
+            raise RuntimeError(f"run {run_id} disappeared")
+        return run
+
+    async def heartbeat(self, run_id: str) -> None:
+        def do(conn: Connection) -> None:
+            now = _now()
+            conn.execute(
+                update(triage_runs)
+                .where(triage_runs.c.run_id == run_id, triage_runs.c.status == RunStatus.running.value)
+                .values(heartbeat_at=now, updated_at=now)
+            )
+
+        await self._call(self._write, do)
+
+    async def finish_run(self, run_id: str, report: TriageReport) -> None:
+        report_json = report.model_dump_json()
+
+        def do(conn: Connection) -> None:
+            now = _now()
+            conn.execute(
+                update(triage_runs)
+                .where(triage_runs.c.run_id == run_id)
+                .values(
+                    status=RunStatus.done.value,
+                    report_json=report_json,
+                    error="",
+                    heartbeat_at=now,
+                    updated_at=now,
+                    mode=report.mode.value,
+                    product_area=report.product_area.value,
+                    confidence=report.confidence.value if report.confidence else None,
+                    fetch_ms=report.timings.fetch_ms,
+                    intake_ms=report.timings.intake_ms,
+                    research_ms=report.timings.research_ms,
+                    synthesis_ms=report.timings.synthesis_ms,
+                    total_ms=report.timings.total_ms,
+                    llm_calls=report.usage.calls,
+                    input_tokens=report.usage.input_tokens,
+                    output_tokens=report.usage.output_tokens,
+                    cache_read_tokens=report.usage.cache_read_tokens,
+                    cache_creation_tokens=report.usage.cache_creation_tokens,
+                    cost_usd=report.usage.cost_usd,
+                )
+            )
+            conn.execute(delete(evidence).where(evidence.c.run_id == run_id))
+            if report.evidence:
+                conn.execute(
+                    insert(evidence),
+                    [
+                        {
+                            "run_id": run_id,
+                            "evidence_id": e.id,
+                            "source": e.source,
+                            "tool": e.tool,
+                            "status": e.status.value,
+                            "title": e.title,
+                            "url": e.url,
+                            "latency_ms": e.latency_ms,
+                            "summary": e.summary,
+                            "first_party": int(e.first_party),
+                        }
+                        for e in report.evidence
+                    ],
+                )
+
+        await self._call(self._write, do)
+
+    async def fail_run(self, run_id: str, error: str) -> None:
+        def do(conn: Connection) -> None:
+            now = _now()
+            conn.execute(
+                update(triage_runs)
+                .where(triage_runs.c.run_id == run_id)
+                .values(status=RunStatus.failed.value, error=error[:4000], updated_at=now)
+            )
+
+        await self._call(self._write, do)
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        return await self._call(self._get_run, run_id)
+
+    async def latest_run(self, ticket_id: int) -> RunRecord | None:
+        def do(conn: Connection) -> RunRecord | None:
+            row = (
+                conn.execute(
+                    select(triage_runs)
+                    .where(triage_runs.c.ticket_id == ticket_id)
+                    .order_by(triage_runs.c.created_at.desc(), triage_runs.c.updated_at.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+            return None if row is None else _run_record(row)
+
+        return await self._call(self._read, do)
+
+    async def stale_runs(self, stale_after_s: float) -> list[RunRecord]:
+        def do(conn: Connection) -> list[RunRecord]:
+            cutoff = _now() - timedelta(seconds=stale_after_s)
+            rows = conn.execute(
+                select(triage_runs)
+                .where(
+                    triage_runs.c.status == RunStatus.running.value,
+                    triage_runs.c.heartbeat_at < cutoff,
+                )
+                .order_by(triage_runs.c.heartbeat_at)
+            ).mappings()
+            return [_run_record(r) for r in rows]
+
+        return await self._call(self._read, do)
+
+    async def set_run_thread(self, run_id: str, channel: str, thread_ts: str) -> None:
+        def do(conn: Connection) -> None:
+            conn.execute(
+                update(triage_runs)
+                .where(triage_runs.c.run_id == run_id)
+                .values(channel=channel, thread_ts=thread_ts, updated_at=_now())
+            )
+
+        await self._call(self._write, do)
+
+    async def evidence_for_run(self, run_id: str) -> list[dict[str, Any]]:
+        """The evidence index rows of a finished run (not in the protocol; for reporting and tests)."""
+
+        def do(conn: Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(
+                select(evidence).where(evidence.c.run_id == run_id).order_by(evidence.c.id)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+        return await self._call(self._read, do)
+
+    # ------------------------------------------------------------ threads
+
+    async def get_thread(self, ticket_id: int) -> ThreadRef | None:
+        def do(conn: Connection) -> ThreadRef | None:
+            row = conn.execute(select(threads).where(threads.c.ticket_id == ticket_id)).mappings().first()
+            if row is None:
+                return None
+            return ThreadRef(ticket_id=row["ticket_id"], channel=row["channel"], thread_ts=row["thread_ts"])
+
+        return await self._call(self._read, do)
+
+    async def set_thread(self, ref: ThreadRef) -> bool:
+        def do() -> bool:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        insert(threads).values(
+                            ticket_id=ref.ticket_id,
+                            channel=ref.channel,
+                            thread_ts=ref.thread_ts,
+                            created_at=_now(),
+                        )
+                    )
+            except IntegrityError:
+                return False
+            return True
+
+        return await self._call(do)
+
+    async def ticket_for_thread(self, channel: str, thread_ts: str) -> int | None:
+        def do(conn: Connection) -> int | None:
+            found = conn.execute(
+                select(threads.c.ticket_id).where(
+                    threads.c.channel == channel, threads.c.thread_ts == thread_ts
+                )
+            ).scalar_one_or_none()
+            if found is not None:
+                return int(found)
+            # a run may report into a thread that is not the ticket's canonical one
+            found = conn.execute(
+                select(triage_runs.c.ticket_id)
+                .where(triage_runs.c.channel == channel, triage_runs.c.thread_ts == thread_ts)
+                .limit(1)
+            ).scalar_one_or_none()
+            return None if found is None else int(found)
+
+        return await self._call(self._read, do)
+
+    # ------------------------------------------------------------ artefacts
+
+    async def claim_artefact(self, run_id: str, kind: str) -> tuple[bool, Artefact]:
+        def do() -> tuple[bool, Artefact]:
+            for _ in range(5):
+                now = _now()
+                try:
+                    with self.engine.begin() as conn:
+                        conn.execute(
+                            insert(artefacts).values(
+                                run_id=run_id,
+                                kind=kind,
+                                status="pending",
+                                ref="",
+                                content="",
+                                created_at=now,
+                                updated_at=now,
+                            )
+                        )
+                    return True, Artefact(run_id=run_id, kind=kind)
+                except IntegrityError:
+                    pass
+                with self.engine.connect() as conn:
+                    row = (
+                        conn.execute(
+                            select(artefacts).where(artefacts.c.run_id == run_id, artefacts.c.kind == kind)
+                        )
+                        .mappings()
+                        .first()
+                    )
+                if row is not None:
+                    return False, _artefact(row)
+            raise RuntimeError(f"could not claim artefact {kind} of run {run_id}")
+
+        return await self._call(do)
+
+    async def complete_artefact(self, run_id: str, kind: str, ref: str, content: str = "") -> None:
+        def do() -> None:
+            now = _now()
+            with self.engine.begin() as conn:
+                result = conn.execute(
+                    update(artefacts)
+                    .where(artefacts.c.run_id == run_id, artefacts.c.kind == kind)
+                    .values(status="done", ref=ref, content=content, updated_at=now)
+                )
+                if result.rowcount:
+                    return
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        insert(artefacts).values(
+                            run_id=run_id,
+                            kind=kind,
+                            status="done",
+                            ref=ref,
+                            content=content,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+            except IntegrityError:  # raced with a claim: the update now finds the row
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        update(artefacts)
+                        .where(artefacts.c.run_id == run_id, artefacts.c.kind == kind)
+                        .values(status="done", ref=ref, content=content, updated_at=now)
+                    )
+
+        await self._call(do)
+
+    async def release_artefact(self, run_id: str, kind: str) -> None:
+        def do(conn: Connection) -> None:
+            conn.execute(
+                delete(artefacts).where(
+                    artefacts.c.run_id == run_id, artefacts.c.kind == kind, artefacts.c.status == "pending"
+                )
+            )
+
+        await self._call(self._write, do)
+
+    async def get_artefact(self, run_id: str, kind: str) -> Artefact | None:
+        """Not in the protocol: read an artefact without claiming it."""
+
+        def do(conn: Connection) -> Artefact | None:
+            row = (
+                conn.execute(select(artefacts).where(artefacts.c.run_id == run_id, artefacts.c.kind == kind))
+                .mappings()
+                .first()
+            )
+            return None if row is None else _artefact(row)
+
+        return await self._call(self._read, do)
+
+    # ------------------------------------------------------------ feedback, audit
+
+    async def add_feedback(self, feedback: Feedback) -> None:
+        """One vote per user per run: a second vote replaces the first."""
+
+        fb = feedback
+
+        def do() -> None:
+            created = fb.created_at or _now()
+            values = {"vote": fb.vote, "comment": fb.comment, "created_at": created}
+            for _ in range(3):
+                with self.engine.begin() as conn:
+                    result = conn.execute(
+                        update(feedback_table)
+                        .where(feedback_table.c.run_id == fb.run_id, feedback_table.c.user_id == fb.user_id)
+                        .values(**values)
+                    )
+                    if result.rowcount:
+                        return
+                try:
+                    with self.engine.begin() as conn:
+                        conn.execute(
+                            insert(feedback_table).values(run_id=fb.run_id, user_id=fb.user_id, **values)
+                        )
+                    return
+                except IntegrityError:
+                    continue
+
+        await self._call(do)
+
+    async def feedback_for_run(self, run_id: str) -> list[Feedback]:
+        """Not in the protocol: the votes on a run."""
+
+        def do(conn: Connection) -> list[Feedback]:
+            rows = conn.execute(
+                select(feedback_table).where(feedback_table.c.run_id == run_id).order_by(feedback_table.c.id)
+            ).mappings()
+            return [
+                Feedback(
+                    run_id=r["run_id"],
+                    user_id=r["user_id"],
+                    vote=r["vote"],
+                    comment=r["comment"] or "",
+                    created_at=_aware(r["created_at"]),
+                )
+                for r in rows
+            ]
+
+        return await self._call(self._read, do)
+
+    async def record_audit(self, entries: list[AuditEntry]) -> None:
+        if not entries:
+            return
+        rows = [
+            {
+                "run_id": e.run_id,
+                "source": e.source,
+                "tool": e.tool,
+                "status": e.status,
+                "latency_ms": e.latency_ms,
+                "created_at": e.created_at or _now(),
+            }
+            for e in entries
+        ]
+
+        def do(conn: Connection) -> None:
+            conn.execute(insert(audit_log), rows)
+
+        await self._call(self._write, do)
+
+    async def audit_for_run(self, run_id: str) -> list[AuditEntry]:
+        def do(conn: Connection) -> list[AuditEntry]:
+            rows = conn.execute(
+                select(audit_log).where(audit_log.c.run_id == run_id).order_by(audit_log.c.id)
+            ).mappings()
+            return [
+                AuditEntry(
+                    run_id=r["run_id"],
+                    source=r["source"],
+                    tool=r["tool"],
+                    status=r["status"],
+                    latency_ms=r["latency_ms"],
+                    created_at=_aware(r["created_at"]),
+                )
+                for r in rows
+            ]
+
+        return await self._call(self._read, do)
+
+    # ------------------------------------------------------------ de-duplication, cursors
+
+    async def mark_seen(self, key: str) -> bool:
+        def do() -> bool:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(seen_keys).values(key=key[:255], created_at=_now()))
+            except IntegrityError:
+                return False
+            return True
+
+        return await self._call(do)
+
+    async def prune_seen(self, older_than_s: float) -> int:
+        """Not in the protocol: forget de-duplication keys older than `older_than_s` (returns the count)."""
+
+        def do(conn: Connection) -> int:
+            cutoff = _now() - timedelta(seconds=older_than_s)
+            return int(conn.execute(delete(seen_keys).where(seen_keys.c.created_at < cutoff)).rowcount)
+
+        return await self._call(self._write, do)
+
+    async def get_cursor(self, name: str) -> str | None:
+        def do(conn: Connection) -> str | None:
+            value = conn.execute(select(cursors.c.value).where(cursors.c.name == name)).scalar_one_or_none()
+            return None if value is None else str(value)
+
+        return await self._call(self._read, do)
+
+    async def set_cursor(self, name: str, value: str) -> None:
+        await self._call(self._upsert, cursors, cursors.c.name, name, {"value": value})
+
+    def _upsert(self, table: Table, key_col: Column[Any], key: Any, values: dict[str, Any]) -> None:
+        """Portable upsert: UPDATE, else INSERT, and UPDATE again if a concurrent INSERT won."""
+        values = {**values, "updated_at": _now()}
+        for _ in range(3):
+            with self.engine.begin() as conn:
+                if conn.execute(update(table).where(key_col == key).values(**values)).rowcount:
+                    return
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(table).values({key_col.name: key, **values}))
+                return
+            except IntegrityError:
+                continue
+        raise RuntimeError(f"could not upsert {table.name} {key!r}")
+
+    # ------------------------------------------------------------ ticket state
+
+    async def get_ticket_state(self, ticket_id: int) -> TicketState | None:
+        def do(conn: Connection) -> TicketState | None:
+            row = (
+                conn.execute(select(ticket_state).where(ticket_state.c.ticket_id == ticket_id))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            return TicketState(
+                ticket_id=row["ticket_id"],
+                public_customer_comments=row["public_customer_comments"],
+                last_version=row["last_version"] or "",
+                extra=json.loads(row["extra_json"] or "{}"),
+            )
+
+        return await self._call(self._read, do)
+
+    async def set_ticket_state(self, state: TicketState) -> None:
+        await self._call(
+            self._upsert,
+            ticket_state,
+            ticket_state.c.ticket_id,
+            state.ticket_id,
+            {
+                "public_customer_comments": state.public_customer_comments,
+                "last_version": state.last_version,
+                "extra_json": json.dumps(state.extra, sort_keys=True),
+            },
+        )
+
+
+def create_store_engine(url: str, *, echo: bool = False) -> Engine:
+    """An engine for SQLite (WAL, busy timeout, usable from worker threads) or PostgreSQL (psycopg 3)."""
+    url = normalize_database_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        memory = database in ("", ":memory:") or "mode=memory" in str(parsed.query)
+        connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": 30}
+        if memory:
+            engine = create_engine(url, echo=echo, connect_args=connect_args, poolclass=StaticPool)
+        else:
+            engine = create_engine(url, echo=echo, connect_args=connect_args, pool_size=10, max_overflow=20)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            if not memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)

@@ -1,0 +1,282 @@
+"""The triage engine: fetch → redact → intake → plan → parallel research → synthesis → grading.
+
+It talks to the outside only through the protocols in `triage.protocols`; it knows nothing about
+Slack or any SDK. Delivery (CLI, Slack) drives it and listens to its progress events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from triage import drafts, followup
+from triage.intake import refine_intake, rule_intake
+from triage.models import (
+    EscalationPacket,
+    Evidence,
+    EvidenceStatus,
+    FollowUpAnswer,
+    Intake,
+    KbArticle,
+    ReplyDraft,
+    ResearchTask,
+    Ticket,
+    TriageReport,
+)
+from triage.playbooks import Playbook, SdkSpec, load_sdk_catalogue, playbook_for_area
+from triage.protocols import ConfigError, LanguageModel, ProgressCallback, ProgressEvent, ResearchSource, TicketSource
+from triage.redaction import Redactor
+from triage.research import emit, run_research, summarize_sources
+from triage.store import AuditEntry
+from triage.synthesis import build_report
+
+log = logging.getLogger(__name__)
+
+AuditSink = Callable[[list[AuditEntry]], Awaitable[None]]
+
+MAX_FOLLOWUP_TASKS = 3
+
+
+@dataclass(frozen=True)
+class TriageConfig:
+    research_deadline_s: float = 45.0
+    task_timeout_s: float = 15.0
+    start_timeout_s: float = 20.0
+    redact_emails: bool = True
+    redact_phones: bool = True
+
+
+def _ms(since: float) -> int:
+    return int((time.perf_counter() - since) * 1000)
+
+
+class TriageEngine:
+    def __init__(
+        self,
+        *,
+        tickets: TicketSource | None,
+        sources: Sequence[ResearchSource],
+        model: LanguageModel | None,
+        playbooks: dict[str, Playbook],
+        config: TriageConfig | None = None,
+        sdk_catalogue: list[SdkSpec] | None = None,
+        audit: AuditSink | None = None,
+    ) -> None:
+        self.tickets = tickets
+        self.sources = list(sources)
+        self.sources_by_name = {s.name: s for s in self.sources}
+        self.model = model
+        self.playbooks = playbooks
+        self.config = config or TriageConfig()
+        self.sdk_catalogue = sdk_catalogue if sdk_catalogue is not None else load_sdk_catalogue()
+        self.audit = audit
+        self.redactor = Redactor(emails=self.config.redact_emails, phones=self.config.redact_phones)
+        self._started = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Let sources that need it discover their tools once (bounded; a failure is not fatal)."""
+        if self._started:
+            return
+        self._started = True
+        starters = [s.start() for s in self.sources if callable(getattr(s, "start", None))]
+        awaitables = [a for a in starters if inspect.isawaitable(a)]
+        if awaitables:
+            try:
+                async with asyncio.timeout(self.config.start_timeout_s):
+                    results = await asyncio.gather(*awaitables, return_exceptions=True)
+            except TimeoutError:
+                log.warning("research sources did not finish start-up in %ss", self.config.start_timeout_s)
+                return
+            for result in results:
+                if isinstance(result, BaseException):
+                    log.warning("a research source failed to start: %s", type(result).__name__)
+
+    async def aclose(self) -> None:
+        for item in [*self.sources, self.tickets, self.model]:
+            closer = getattr(item, "aclose", None)
+            if callable(closer):
+                try:
+                    result = closer()
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:  # noqa: BLE001 - best effort on shutdown
+                    log.debug("close failed for %s", type(item).__name__)
+
+    # ------------------------------------------------------------ the pipeline
+
+    async def fetch(self, ticket_id: int) -> Ticket:
+        if self.tickets is None:
+            raise ConfigError("no ticket source configured: set ZENDESK_URL (or ZENDESK_SUBDOMAIN) and credentials")
+        return await self.tickets.get_ticket(ticket_id)
+
+    def _plan(self, intake: Intake, playbook: Playbook) -> tuple[list[ResearchTask], list[Evidence]]:
+        tasks: list[ResearchTask] = []
+        failures: list[Evidence] = []
+        seen: set[str] = set()
+        for source in self.sources:
+            try:
+                planned = source.plan(intake, playbook)
+            except Exception as exc:  # noqa: BLE001 - a planning bug in one source must not sink the run
+                failures.append(
+                    Evidence(
+                        source=source.name,
+                        tool="plan",
+                        status=EvidenceStatus.error,
+                        title=f"{source.name}: planning failed",
+                        summary=f"{type(exc).__name__}: {str(exc)[:200]}",
+                    )
+                )
+                continue
+            for task in planned:
+                key = task.key
+                n = 2
+                while key in seen:
+                    key = f"{task.key}#{n}"
+                    n += 1
+                seen.add(key)
+                tasks.append(task if key == task.key else task.model_copy(update={"key": key}))
+        return tasks, failures
+
+    async def triage(
+        self, ticket: Ticket, *, run_id: str = "", progress: ProgressCallback | None = None
+    ) -> TriageReport:
+        run_id = run_id or uuid.uuid4().hex
+        t_total = time.perf_counter()
+        await self.start()
+
+        # intake: redact first; identifiers come from the redacted ticket (secrets never travel on)
+        t0 = time.perf_counter()
+        await emit(progress, ProgressEvent(kind="phase", phase="intake"))
+        clean = self.redactor.redact_ticket(ticket)
+        base = rule_intake(clean, self.playbooks, self.sdk_catalogue)
+        intake, intake_usage = await refine_intake(self.model, clean, base, self.playbooks)
+        playbook = self.playbooks.get(intake.playbook_id) or playbook_for_area(
+            self.playbooks, intake.product_area.value
+        )
+        intake_ms = _ms(t0)
+
+        # research: every task at once
+        t0 = time.perf_counter()
+        tasks, plan_failures = self._plan(intake, playbook)
+        await emit(progress, ProgressEvent(kind="phase", phase="research", total=len(tasks)))
+        evidence = await run_research(
+            tasks,
+            self.sources_by_name,
+            deadline_s=self.config.research_deadline_s,
+            task_timeout_s=self.config.task_timeout_s,
+            progress=progress,
+        )
+        if plan_failures:
+            start = len(evidence) + 1
+            evidence += [e.model_copy(update={"id": f"E{start + i}"}) for i, e in enumerate(plan_failures)]
+        sources = summarize_sources(tasks, evidence)
+        research_ms = _ms(t0)
+
+        # synthesis + grading (evidence-only without a model)
+        t0 = time.perf_counter()
+        await emit(progress, ProgressEvent(kind="phase", phase="synthesis"))
+        report = await build_report(
+            ticket=clean,
+            intake=intake,
+            playbook=playbook,
+            evidence=evidence,
+            sources=sources,
+            model=self.model,
+            run_id=run_id,
+        )
+        synthesis_ms = _ms(t0)
+
+        timings = report.timings.model_copy(
+            update={
+                "intake_ms": intake_ms,
+                "research_ms": research_ms,
+                "synthesis_ms": synthesis_ms,
+                "total_ms": _ms(t_total),
+            }
+        )
+        report = report.model_copy(
+            update={"run_id": run_id, "timings": timings, "usage": intake_usage.add(report.usage)}
+        )
+        await self._audit(run_id, evidence, report)
+        await emit(progress, ProgressEvent(kind="done", phase="done", elapsed_ms=timings.total_ms))
+        return report
+
+    async def run(self, ticket_id: int, *, progress: ProgressCallback | None = None) -> TriageReport:
+        t0 = time.perf_counter()
+        await emit(progress, ProgressEvent(kind="phase", phase="fetch"))
+        ticket = await self.fetch(ticket_id)
+        fetch_ms = _ms(t0)
+        report = await self.triage(ticket, progress=progress)
+        timings = report.timings.model_copy(
+            update={"fetch_ms": fetch_ms, "total_ms": report.timings.total_ms + fetch_ms}
+        )
+        return report.model_copy(update={"timings": timings})
+
+    async def _audit(self, run_id: str, evidence: list[Evidence], report: TriageReport) -> None:
+        if self.audit is None:
+            return
+        entries = [
+            AuditEntry(run_id=run_id, source=e.source, tool=e.tool, status=e.status.value, latency_ms=e.latency_ms)
+            for e in evidence
+        ]
+        if report.usage.calls:
+            entries.append(
+                AuditEntry(
+                    run_id=run_id,
+                    source="anthropic",
+                    tool=f"messages x{report.usage.calls}",
+                    status="ok" if report.mode.value == "llm" else "error",
+                    latency_ms=report.timings.synthesis_ms,
+                )
+            )
+        try:
+            await self.audit(entries)
+        except Exception:  # noqa: BLE001 - auditing must never sink a report
+            log.warning("audit write failed for run %s", run_id)
+
+    # ------------------------------------------------------------ drafts and follow-ups
+
+    async def escalation_packet(self, report: TriageReport, ticket: Ticket | None = None) -> EscalationPacket:
+        clean = self.redactor.redact_ticket(ticket) if ticket else None
+        return await drafts.escalation_packet(report, clean, self.model)
+
+    async def kb_article(self, report: TriageReport) -> KbArticle:
+        return await drafts.kb_article(report, self.model)
+
+    async def reply_draft(self, report: TriageReport) -> ReplyDraft:
+        return await drafts.reply_draft(report, self.model)
+
+    async def follow_up(
+        self, report: TriageReport, question: str, history: Sequence[tuple[str, str]] = ()
+    ) -> FollowUpAnswer:
+        question = self.redactor.redact(question)
+        extra: list[Evidence] = []
+        if followup.wants_more_research(question):
+            extra = await self._extra_research(report)
+        return await followup.answer_follow_up(
+            report, question, model=self.model, history=list(history), extra_evidence=extra
+        )
+
+    async def _extra_research(self, report: TriageReport) -> list[Evidence]:
+        """A few fresh read-only calls from the same plan (first-party data first) for a follow-up."""
+        playbook = self.playbooks.get(report.intake.playbook_id) or playbook_for_area(
+            self.playbooks, report.product_area.value
+        )
+        tasks, _ = self._plan(report.intake, playbook)
+        tasks.sort(key=lambda t: not t.first_party)
+        chosen = tasks[:MAX_FOLLOWUP_TASKS]
+        rows = await run_research(
+            chosen,
+            self.sources_by_name,
+            deadline_s=min(self.config.research_deadline_s, 20.0),
+            task_timeout_s=self.config.task_timeout_s,
+        )
+        offset = len(report.evidence)
+        return [r.model_copy(update={"id": f"E{offset + i}"}) for i, r in enumerate(rows, start=1)]

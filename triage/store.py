@@ -1,0 +1,120 @@
+"""The Store protocol: everything that must survive a restart lives behind it.
+
+State lives in the store, never in process memory, so a button click or a thread reply can land on
+any replica after a restart. The SQLAlchemy implementation is `integrations.store.SqlStore`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+from triage.models import TriageReport
+
+
+class RunStatus(StrEnum):
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+class RunRecord(BaseModel):
+    run_id: str
+    ticket_id: int
+    ticket_version: str
+    trigger: str  # "slash" | "poll" | "webhook" | "cli" | "rerun" | "retriage"
+    status: RunStatus
+    attempts: int = 1
+    report: TriageReport | None = None
+    error: str = ""
+    channel: str | None = None  # the Slack thread this run reports into
+    thread_ts: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class Claim(BaseModel):
+    """Result of claim_run. `owned` = the caller must do the work; otherwise `run` is the existing run."""
+
+    owned: bool
+    run: RunRecord
+    resumed: bool = False  # owned because a previous owner crashed (stale heartbeat)
+
+
+class ThreadRef(BaseModel):
+    ticket_id: int
+    channel: str
+    thread_ts: str  # ts of the parent message
+
+
+class Artefact(BaseModel):
+    run_id: str
+    kind: str  # "packet" | "kb" | "reply" | "reply_note" …
+    status: str = "pending"  # pending | done
+    ref: str = ""  # a permalink / message ts / file id to link to
+    content: str = ""
+
+
+class Feedback(BaseModel):
+    run_id: str
+    user_id: str
+    vote: str  # "up" | "down"
+    comment: str = ""
+    created_at: datetime | None = None
+
+
+class AuditEntry(BaseModel):
+    run_id: str = ""
+    source: str
+    tool: str = ""
+    status: str
+    latency_ms: int = 0
+    created_at: datetime | None = None
+
+
+class TicketState(BaseModel):
+    """What the intake last saw of a ticket (for re-triage on customer replies)."""
+
+    ticket_id: int
+    public_customer_comments: int = 0
+    last_version: str = ""
+    extra: dict[str, str] = Field(default_factory=dict)
+
+
+@runtime_checkable
+class Store(Protocol):
+    # --- runs (claim once on (ticket_id, ticket_version))
+    async def claim_run(
+        self, ticket_id: int, ticket_version: str, trigger: str, *, stale_after_s: float = 600.0
+    ) -> Claim: ...
+    async def heartbeat(self, run_id: str) -> None: ...
+    async def finish_run(self, run_id: str, report: TriageReport) -> None: ...
+    async def fail_run(self, run_id: str, error: str) -> None: ...
+    async def get_run(self, run_id: str) -> RunRecord | None: ...
+    async def latest_run(self, ticket_id: int) -> RunRecord | None: ...
+    async def stale_runs(self, stale_after_s: float) -> list[RunRecord]: ...
+    async def set_run_thread(self, run_id: str, channel: str, thread_ts: str) -> None: ...
+
+    # --- one Slack thread per ticket
+    async def get_thread(self, ticket_id: int) -> ThreadRef | None: ...
+    async def set_thread(self, ref: ThreadRef) -> bool: ...  # False if the ticket already had one
+    async def ticket_for_thread(self, channel: str, thread_ts: str) -> int | None: ...
+
+    # --- artefacts (escalation packet, KB draft …): claim_artefact is the idempotency guard
+    async def claim_artefact(self, run_id: str, kind: str) -> tuple[bool, Artefact]: ...
+    async def complete_artefact(self, run_id: str, kind: str, ref: str, content: str = "") -> None: ...
+    async def release_artefact(self, run_id: str, kind: str) -> None: ...  # after a failure, allow a retry
+
+    # --- feedback, audit, de-duplication, cursors, ticket state
+    async def add_feedback(self, feedback: Feedback) -> None: ...
+    async def record_audit(self, entries: list[AuditEntry]) -> None: ...
+    async def audit_for_run(self, run_id: str) -> list[AuditEntry]: ...
+    async def mark_seen(self, key: str) -> bool: ...  # True the first time a key is seen
+    async def get_cursor(self, name: str) -> str | None: ...
+    async def set_cursor(self, name: str, value: str) -> None: ...
+    async def get_ticket_state(self, ticket_id: int) -> TicketState | None: ...
+    async def set_ticket_state(self, state: TicketState) -> None: ...
+    async def close(self) -> None: ...
