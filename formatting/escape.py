@@ -156,13 +156,48 @@ def is_safe_url(url: str | None) -> bool:
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
-def link(url: str | None, label: str, label_limit: int = 150) -> str:
-    """A mrkdwn link ``<url|label>`` when `url` is safe; otherwise the escaped label and URL as text."""
+def link(url: str | None, label: str, label_limit: int = 150, url_limit: int = 1000) -> str:
+    """A mrkdwn link ``<url|label>`` when `url` is safe; otherwise the escaped label and URL as text.
+
+    A URL whose escaped form is longer than `url_limit` is shown as clipped text, so one link can
+    never overflow a text object.
+    """
     text = safe_inline(label, label_limit)
-    if is_safe_url(url):
-        assert url is not None
-        return f"<{escape_mrkdwn(url)}|{text}>" if text else f"<{escape_mrkdwn(url)}>"
+    if url and is_safe_url(url) and slack_len(escape_mrkdwn(url)) <= url_limit:
+        target = escape_mrkdwn(url)
+        return f"<{target}|{text}>" if text else f"<{target}>"
     if url:
         shown = safe_inline(url, 200)
         return f"{text} ({shown})" if text else shown
     return text
+
+
+def split_mrkdwn(text: str, limit: int) -> list[str]:
+    """Split composed mrkdwn into non-empty chunks of at most `limit` UTF-16 units.
+
+    Prefers newline, then space boundaries; never splits a surrogate pair, an escape entity, or one of
+    our own ``<url|label>`` links (unless a single link is longer than `limit`, which `link` prevents).
+    """
+    chunks: list[str] = []
+    rest = text
+    while slack_len(rest) > limit:
+        cut = _units_prefix(rest, limit)
+        window = rest[:cut]
+        for sep in ("\n", " "):
+            at = window.rfind(sep)
+            if at > cut // 2:
+                cut = at + 1
+                break
+        head = rest[:cut]
+        if head and "\ud800" <= head[-1] <= "\udbff":
+            head = head[:-1]
+        head = _drop_partial_entity(head)
+        opened = head.rfind("<")
+        if opened > head.rfind(">") and opened > 0:
+            head = head[:opened]
+        if not head:  # pathological: cannot cut cleanly, fall back to a hard entity-safe clip
+            head = clip(rest, limit, marker="") or rest[:1]
+        chunks.append(head)
+        rest = rest[len(head) :]
+    chunks.append(rest)
+    return [c.strip("\n ") for c in chunks if c.strip()]

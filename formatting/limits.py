@@ -8,6 +8,7 @@ code units (see `formatting.escape.slack_len`), which is never less than a code-
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from formatting.escape import slack_len
@@ -45,7 +46,16 @@ ALT_TEXT_MAX = 2000
 # report is split into readable messages well below Slack's undocumented payload-size ceiling.
 MESSAGE_TEXT_BUDGET = 12000
 
-_MESSAGE_BLOCK_TYPES = {"section", "header", "context", "actions", "divider", "image", "rich_text", "markdown"}
+_MESSAGE_BLOCK_TYPES = {
+    "section",
+    "header",
+    "context",
+    "actions",
+    "divider",
+    "image",
+    "rich_text",
+    "markdown",
+}
 _VIEW_BLOCK_TYPES = {"section", "header", "context", "actions", "divider", "image", "rich_text", "input"}
 _RICH_TEXT_CONTAINERS = {"rich_text_section", "rich_text_list", "rich_text_preformatted", "rich_text_quote"}
 
@@ -102,7 +112,12 @@ class _Checker:
         self.string(el.get("action_id"), f"{path}/action_id", ACTION_ID_MAX, required=False)
         self.string(el.get("value"), f"{path}/value", BUTTON_VALUE_MAX, required=False)
         self.string(el.get("url"), f"{path}/url", BUTTON_URL_MAX, required=False)
-        self.string(el.get("accessibility_label"), f"{path}/accessibility_label", ACCESSIBILITY_LABEL_MAX, required=False)
+        self.string(
+            el.get("accessibility_label"),
+            f"{path}/accessibility_label",
+            ACCESSIBILITY_LABEL_MAX,
+            required=False,
+        )
         style = el.get("style")
         if style is not None and style not in ("primary", "danger"):
             self.err(f"{path}/style", f"must be primary or danger, got {style!r}")
@@ -116,10 +131,14 @@ class _Checker:
             self.button(el, path)
         elif kind == "plain_text_input":
             self.string(el.get("action_id"), f"{path}/action_id", ACTION_ID_MAX, required=False)
-            self.string(el.get("initial_value"), f"{path}/initial_value", PLAIN_TEXT_INPUT_MAX, required=False)
+            self.string(
+                el.get("initial_value"), f"{path}/initial_value", PLAIN_TEXT_INPUT_MAX, required=False
+            )
             for key in ("min_length", "max_length"):
                 value = el.get(key)
-                if value is not None and (not isinstance(value, int) or not 0 <= value <= PLAIN_TEXT_INPUT_MAX):
+                if value is not None and (
+                    not isinstance(value, int) or not 0 <= value <= PLAIN_TEXT_INPUT_MAX
+                ):
                     self.err(f"{path}/{key}", f"must be an int in 0..{PLAIN_TEXT_INPUT_MAX}")
             if el.get("placeholder") is not None:
                 self.text_obj(el["placeholder"], f"{path}/placeholder", PLACEHOLDER_MAX, plain_only=True)
@@ -285,7 +304,9 @@ def validate_view(view: dict[str, Any]) -> list[str]:
     for key, max_len in (("submit", MODAL_SUBMIT_MAX), ("close", MODAL_CLOSE_MAX)):
         if view.get(key) is not None:
             checker.text_obj(view[key], f"/{key}", max_len, plain_only=True)
-    checker.string(view.get("private_metadata"), "/private_metadata", MODAL_PRIVATE_METADATA_MAX, required=False)
+    checker.string(
+        view.get("private_metadata"), "/private_metadata", MODAL_PRIVATE_METADATA_MAX, required=False
+    )
     checker.string(view.get("callback_id"), "/callback_id", CALLBACK_ID_MAX, required=False)
     checker.string(view.get("external_id"), "/external_id", CALLBACK_ID_MAX, required=False)
     blocks = view.get("blocks")
@@ -297,3 +318,46 @@ def validate_view(view: dict[str, Any]) -> list[str]:
         if has_input and view.get("submit") is None:
             checker.err("/submit", "a modal with input blocks needs a submit button")
     return checker.errors
+
+
+_OUR_LINK_RE = re.compile(r"<https?://[^\s|<>]+(?:\|[^<>]*)?>")
+_BROADCAST_RE = re.compile(r"(?<![\w\u200d])@(here|channel|everyone)\b", re.IGNORECASE)
+
+
+def _texts(node: Any, path: str, out: list[tuple[str, str, bool]]) -> None:
+    """Collect (path, text, parsed-as-mrkdwn) for every rendered text in a payload."""
+    if isinstance(node, dict):
+        kind = node.get("type")
+        text = node.get("text")
+        if isinstance(text, str) and kind in ("mrkdwn", "markdown", "plain_text", "text"):
+            out.append((f"{path}/text", text, kind in ("mrkdwn", "markdown")))
+        for key, value in node.items():
+            if key != "text" or not isinstance(value, str):
+                _texts(value, f"{path}/{key}", out)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            _texts(item, f"{path}/{i}", out)
+
+
+def unsafe_markup(payload: dict[str, Any]) -> list[str]:
+    """Markup in a message or view that could ping, mention or mask a link.
+
+    Flags any ``<`` in mrkdwn/markdown text (and in the top-level ``text``) that does not open an
+    http(s) link of the form we build, and any un-neutralised ``@here``/``@channel``/``@everyone`` in
+    any rendered text. Input text (``initial_value``) is not rendered as markup and is not checked.
+    """
+    found: list[tuple[str, str, bool]] = []
+    if isinstance(payload.get("text"), str):
+        found.append(("/text", payload["text"], True))
+    _texts(payload.get("blocks"), "/blocks", found)
+    for key in ("title", "submit", "close"):
+        _texts(payload.get(key), f"/{key}", found)
+    problems: list[str] = []
+    for path, text, parsed in found:
+        if parsed:
+            for m in re.finditer("<", text):
+                if not _OUR_LINK_RE.match(text, m.start()):
+                    problems.append(f"{path}: raw '<' at {m.start()}: {text[m.start() : m.start() + 30]!r}")
+        for m in _BROADCAST_RE.finditer(text):
+            problems.append(f"{path}: broadcast {m.group(0)!r}")
+    return problems

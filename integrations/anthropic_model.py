@@ -308,7 +308,9 @@ def _validation_summary(exc: ValidationError) -> str:
     errors = exc.errors(include_input=False, include_url=False)
     if errors and errors[0].get("type") == "json_invalid":
         return "not valid JSON"
-    parts = [f"{'.'.join(str(p) for p in e.get('loc', ())) or 'root'}: {e.get('msg', '')}" for e in errors[:3]]
+    parts = [
+        f"{'.'.join(str(p) for p in e.get('loc', ())) or 'root'}: {e.get('msg', '')}" for e in errors[:3]
+    ]
     return "schema mismatch: " + "; ".join(parts)
 
 

@@ -168,7 +168,9 @@ class _Grader:
         cited_bug_ids = [i for i in ids if i in bug.evidence_ids]
         return bool(self.ok(cited_bug_ids))
 
-    def allowed(self, wanted: Confidence, ids: list[str], bug: KnownBug | None, ceiling: Confidence) -> Confidence:
+    def allowed(
+        self, wanted: Confidence, ids: list[str], bug: KnownBug | None, ceiling: Confidence
+    ) -> Confidence:
         ok_rows = self.ok(ids)
         first_party = any(e.first_party for e in ok_rows)
         injection = self.report.intake.injection_suspected
@@ -219,7 +221,10 @@ def grade(report: TriageReport) -> TriageReport:
             else:
                 conf = g.allowed(root.confidence, ids, bug, ceiling)
                 if conf != root.confidence and conf.rank < root.confidence.rank:
-                    g.note(f"root cause: {root.confidence.value} → {conf.value} ({_why(g, root.confidence, ids, bug, failed)})")
+                    g.note(
+                        f"root cause: {root.confidence.value} → {conf.value} "
+                        f"({_why(g, root.confidence, ids, bug, failed)})"
+                    )
             root = Finding(statement=statement, confidence=conf, evidence_ids=ids)
 
     # findings
@@ -234,7 +239,10 @@ def grade(report: TriageReport) -> TriageReport:
             continue
         conf = g.allowed(f.confidence, ids, bug, ceiling)
         if conf.rank < f.confidence.rank:
-            g.note(f"finding {idx}: {f.confidence.value} → {conf.value} ({_why(g, f.confidence, ids, bug, failed)})")
+            g.note(
+                f"finding {idx}: {f.confidence.value} → {conf.value} "
+                f"({_why(g, f.confidence, ids, bug, failed)})"
+            )
         findings.append(Finding(statement=statement, confidence=conf, evidence_ids=ids))
 
     # summary (rule 3) and text hygiene
@@ -265,7 +273,9 @@ def grade(report: TriageReport) -> TriageReport:
             "ruled_out": [t for t in (g.clean(x) for x in report.ruled_out) if t],
             "next_steps": [t for t in (g.clean(x) for x in report.next_steps) if t],
             "questions_for_customer": [
-                t for t in (strip_slack_markup(remove_evidence_refs(x)) for x in report.questions_for_customer) if t
+                t
+                for t in (strip_slack_markup(remove_evidence_refs(x)) for x in report.questions_for_customer)
+                if t
             ],
             "customer_reply_draft": reply,
             "escalation": escalation,

@@ -12,6 +12,7 @@ should carry `fake.response_url(...)` so `respond()` lands here too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import threading
@@ -53,10 +54,8 @@ def _parse_json_values(params: dict[str, Any]) -> dict[str, Any]:
     for key in _JSON_KEYS:
         value = params.get(key)
         if isinstance(value, str) and value[:1] in "[{":
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 params[key] = json.loads(value)
-            except json.JSONDecodeError:
-                pass
     return params
 
 
@@ -349,8 +348,8 @@ class FakeSlack(FakeServer):
 
     # ------------------------------------------------------------ waiting (from a test's event loop)
 
-    async def wait_for(self, predicate: Any, timeout: float = 10.0, what: str = "condition") -> Any:
-        deadline = time.monotonic() + timeout
+    async def wait_for(self, predicate: Any, within: float = 10.0, what: str = "condition") -> Any:
+        deadline = time.monotonic() + within
         while True:
             value = predicate()
             if value:

@@ -2,12 +2,16 @@
 
 A playbook says how to recognise its area (routing keywords), where to look (GitHub repos, MCP checks
 per identifier type, docs queries) and what the synthesis must address (the diagnostic checklist).
+
+Files whose name starts with "_" are not playbooks: `_sdks.yaml` is the SDK catalogue (which words
+reveal which SDK, its registry package and repository), loaded by `load_sdk_catalogue`.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -49,6 +53,31 @@ class Playbook(BaseModel):
     checklist: list[str] = Field(default_factory=list)
     questions: list[str] = Field(default_factory=list)  # what to ask the customer when info is missing
     search_terms: list[str] = Field(default_factory=list)  # extra words for GitHub query variants
+    # what a ticket of this area should contain: requirement → the human line put in Intake.missing_info.
+    # A requirement is an Identifiers field name ("flag_keys"), "sdk", "sdk_version" or "timeframe";
+    # alternatives are joined with "|" ("distinct_ids|emails" is met by either).
+    required_info: dict[str, str] = Field(default_factory=dict)
+
+
+class SdkSpec(BaseModel):
+    """One SDK of the catalogue (`_sdks.yaml`): the words that reveal it and where it lives."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str  # canonical name, e.g. "posthog-js"
+    aliases: list[str] = Field(default_factory=list)  # phrases that name it in a ticket (case-insensitive)
+    registry: Literal["npm", "pypi"] | None = None
+    package: str | None = None  # the registry package name ("posthog" on PyPI for posthog-python)
+    repo: str = ""  # "owner/name"
+    platform: str = ""  # web | server | mobile (informative)
+
+    def phrases(self) -> list[str]:
+        """The canonical name and every alias, longest first, without duplicates."""
+        seen: dict[str, None] = {}
+        for phrase in [self.name, *self.aliases]:
+            key = phrase.strip().lower()
+            if key:
+                seen.setdefault(key, None)
+        return sorted(seen, key=len, reverse=True)
 
 
 def load_playbooks(directory: Path | str | None = None) -> dict[str, Playbook]:
@@ -58,6 +87,8 @@ def load_playbooks(directory: Path | str | None = None) -> dict[str, Playbook]:
         raise ConfigError(f"PLAYBOOKS_DIR {folder} is not a folder")
     books: dict[str, Playbook] = {}
     for path in sorted(folder.glob("*.yaml")):
+        if path.name.startswith("_"):
+            continue
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
             book = Playbook.model_validate(raw)
@@ -82,3 +113,34 @@ def playbook_for_area(books: dict[str, Playbook], area: str) -> Playbook:
         if book.product_area == area:
             return book
     return books.get("other") or next(iter(books.values()))
+
+
+SDK_CATALOGUE_FILE = "_sdks.yaml"
+
+
+def load_sdk_catalogue(directory: Path | str | None = None) -> list[SdkSpec]:
+    """Load the SDK catalogue (`_sdks.yaml`) from `directory`, else the bundled one.
+
+    A company's PLAYBOOKS_DIR may carry its own `_sdks.yaml`; when it has none the bundled PostHog
+    catalogue is used, so custom playbooks still recognise SDKs.
+    """
+    folder = Path(directory) if directory else BUNDLED_DIR
+    path = folder / SDK_CATALOGUE_FILE
+    if not path.is_file():
+        path = BUNDLED_DIR / SDK_CATALOGUE_FILE
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        items = raw.get("sdks", []) if isinstance(raw, dict) else raw
+        specs = [SdkSpec.model_validate(item) for item in items or []]
+    except (yaml.YAMLError, ValidationError, AttributeError) as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"SDK catalogue {path} is invalid: {first}") from exc
+    names = [spec.name for spec in specs]
+    if len(names) != len(set(names)):
+        raise ConfigError(f"SDK catalogue {path} names an SDK twice")
+    return specs
+
+
+@lru_cache(maxsize=1)
+def bundled_sdk_catalogue() -> tuple[SdkSpec, ...]:
+    return tuple(load_sdk_catalogue(BUNDLED_DIR))

@@ -1,0 +1,274 @@
+"""`RegistrySource`: the latest published version of each SDK the ticket names (npm, PyPI).
+
+One task per SDK whose catalogue entry has a registry: npm `GET {npm}/{pkg}/latest` (scoped names as
+`@scope%2Fname`), PyPI `GET {pypi}/pypi/{project}/json`. The evidence says whether the customer is behind.
+Also home of the small dependency-free version comparison the GitHub source reuses.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import httpx
+
+from integrations.http import SourceHttpError, get_json
+from triage.models import Evidence, EvidenceStatus, Intake, ResearchTask, Sdk
+
+if TYPE_CHECKING:
+    from triage.playbooks import Playbook
+
+USER_AGENT = "triagebot (+https://github.com/; support triage research)"
+
+# Used only when the intake's Sdk has no package/registry of its own.
+BUILTIN_PACKAGES: dict[str, tuple[str, str]] = {
+    "posthog-js": ("npm", "posthog-js"),
+    "posthog-node": ("npm", "posthog-node"),
+    "posthog-react-native": ("npm", "posthog-react-native"),
+    "posthog-python": ("pypi", "posthog"),
+}
+
+# ---------------------------------------------------------------- versions
+
+_NUM_RE = re.compile(r"\d+")
+_PRE_RANKS = (("dev", 0), ("alpha", 1), ("a", 1), ("beta", 2), ("b", 2), ("rc", 3), ("c", 3), ("pre", 3))
+_VERSION_IN_TEXT_RE = re.compile(r"\d+(?:\.\d+)+(?:[-.+]?[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*)?")
+
+
+def version_key(version: str) -> tuple[tuple[int, ...], int, tuple[int, ...]]:
+    """A sortable key: (release numbers, phase, phase numbers); phase 0 = pre-release, 1 = final, 2 = post.
+
+    Tolerates "v1.2.3", "1.2", "1.2.3-beta.1", "3.7.0rc1", "2.0.0.dev0", "pkg@1.2.3". Trailing zeros are
+    ignored so "3.6" == "3.6.0". Pre-releases order dev < alpha < beta < rc. Unparseable text sorts lowest.
+    """
+    text = version.strip()
+    if "@" in text:
+        text = text.rsplit("@", 1)[1]
+    text = text.lstrip("vV=^~ ")
+    match = re.match(r"(\d+(?:\.\d+)*)(.*)", text)
+    if not match:
+        return ((), 0, ())
+    release = [int(part) for part in match.group(1).split(".")]
+    while len(release) > 1 and release[-1] == 0:
+        release.pop()
+    rest = match.group(2).lstrip(".-_").lower()
+    if not rest or rest.startswith("+"):  # "+build" metadata does not change precedence
+        return (tuple(release), 1, ())
+    numbers = tuple(int(n) for n in _NUM_RE.findall(rest))
+    if rest.startswith("post"):
+        return (tuple(release), 2, numbers)
+    rank = next((r for prefix, r in _PRE_RANKS if rest.startswith(prefix)), 1)
+    return (tuple(release), 0, (rank, *numbers))
+
+
+def compare_versions(a: str, b: str) -> int:
+    """-1 if a < b, 0 if equal, 1 if a > b (numeric, pre-releases before their release)."""
+    ka, kb = version_key(a), version_key(b)
+    return (ka > kb) - (ka < kb)
+
+
+def is_behind(customer: str | None, latest: str | None) -> bool:
+    """True when the customer's version is strictly older than `latest` (False when either is unknown)."""
+    if not customer or not latest:
+        return False
+    return compare_versions(customer, latest) < 0
+
+
+def version_from_tag(tag: str) -> str | None:
+    """ "v1.161.2" / "posthog-js@1.161.2" / "posthog-react-native-v3.4.0" → "1.161.2" / "3.4.0"."""
+    found = _VERSION_IN_TEXT_RE.findall(tag.rsplit("@", 1)[-1])
+    return found[-1] if found else None
+
+
+# ---------------------------------------------------------------- the source
+
+
+def _package_of(sdk: Sdk) -> tuple[str, str] | None:
+    if sdk.package and sdk.registry:
+        registry = sdk.registry.lower()
+        return (registry, sdk.package) if registry in ("npm", "pypi") else None
+    return BUILTIN_PACKAGES.get(sdk.name)
+
+
+class RegistrySource:
+    """ResearchSource "registry": latest versions on npm / PyPI versus the customer's version."""
+
+    name = "registry"
+
+    def __init__(
+        self,
+        npm_url: str = "https://registry.npmjs.org",
+        pypi_url: str = "https://pypi.org",
+        *,
+        timeout_s: float = 10,
+        max_retries: int = 2,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_wait_s: float = 20.0,
+        backoff_s: float = 0.5,
+    ) -> None:
+        self.npm_url = npm_url.rstrip("/")
+        self.pypi_url = pypi_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.max_wait_s = max_wait_s
+        self.backoff_s = backoff_s
+        self._transport = transport
+
+    def plan(self, intake: Intake, playbook: Playbook) -> list[ResearchTask]:
+        tasks: list[ResearchTask] = []
+        seen: set[tuple[str, str]] = set()
+        for sdk in intake.identifiers.sdks:
+            found = _package_of(sdk)
+            if not found or found in seen:
+                continue
+            seen.add(found)
+            registry, package = found
+            label = "npm" if registry == "npm" else "PyPI"
+            tasks.append(
+                ResearchTask(
+                    key=f"registry:{registry}:{package}",
+                    source=self.name,
+                    tool=f"{registry}_latest",
+                    arguments={
+                        "registry": registry,
+                        "package": package,
+                        "sdk": sdk.name,
+                        "customer_version": sdk.version,
+                    },
+                    description=f"latest {package} on {label} vs the customer's version",
+                )
+            )
+        return tasks
+
+    def url_for(self, registry: str, package: str) -> str:
+        if registry == "npm":
+            return f"{self.npm_url}/{quote(package, safe='@')}/latest"
+        return f"{self.pypi_url}/pypi/{quote(package, safe='')}/json"
+
+    async def execute(self, task: ResearchTask) -> list[Evidence]:
+        started = time.monotonic()
+        args = task.arguments
+        registry = str(args.get("registry") or "npm")
+        package = str(args.get("package") or "")
+        sdk_name = str(args.get("sdk") or package)
+        customer = args.get("customer_version") or None
+        url = self.url_for(registry, package)
+        base = Evidence(
+            task_key=task.key,
+            source=self.name,
+            tool=task.tool,
+            query=f"{registry} {package} latest",
+            status=EvidenceStatus.ok,
+            url=_public_page(registry, package),
+        )
+        try:
+            async with httpx.AsyncClient(
+                transport=self._transport, headers={"User-Agent": USER_AGENT}
+            ) as client:
+                body = await get_json(
+                    client,
+                    url,
+                    headers={"Accept": "application/json"},
+                    timeout_s=self.timeout_s,
+                    max_retries=self.max_retries,
+                    max_wait_s=self.max_wait_s,
+                    backoff_s=self.backoff_s,
+                    service="npm" if registry == "npm" else "PyPI",
+                    expect=dict,
+                )
+            latest = _latest_from(registry, body)
+        except SourceHttpError as exc:
+            elapsed = _ms(started)
+            if exc.status == 404:
+                return [
+                    base.model_copy(
+                        update={
+                            "status": EvidenceStatus.empty,
+                            "title": f"{package} not found on {registry}",
+                            "summary": f"{registry} has no package named {package}",
+                            "latency_ms": elapsed,
+                        }
+                    )
+                ]
+            status = EvidenceStatus.timeout if exc.kind == "timeout" else EvidenceStatus.error
+            return [
+                base.model_copy(
+                    update={
+                        "status": status,
+                        "title": f"{package}: registry lookup failed",
+                        "summary": str(exc),
+                        "latency_ms": elapsed,
+                        "data": {"error_kind": exc.kind, "package": package, "registry": registry},
+                    }
+                )
+            ]
+        except Exception as exc:  # never raise out of execute
+            return [
+                base.model_copy(
+                    update={
+                        "status": EvidenceStatus.error,
+                        "title": f"{package}: registry lookup failed",
+                        "summary": f"{type(exc).__name__}: {exc}"[:300],
+                        "latency_ms": _ms(started),
+                    }
+                )
+            ]
+
+        behind = is_behind(customer, latest)
+        if customer:
+            summary = f"{sdk_name}: customer on {customer}, latest is {latest}"
+            if behind:
+                summary += " (customer is behind)"
+            elif compare_versions(customer, latest) == 0:
+                summary += " (customer is on the latest)"
+        else:
+            summary = f"{sdk_name}: latest is {latest} (customer's version unknown)"
+        return [
+            base.model_copy(
+                update={
+                    "title": f"{package} {latest} is the latest on {'npm' if registry == 'npm' else 'PyPI'}",
+                    "summary": summary,
+                    "latency_ms": _ms(started),
+                    "data": {
+                        "package": package,
+                        "registry": registry,
+                        "latest": latest,
+                        "customer_version": customer,
+                        "behind": behind,
+                    },
+                }
+            )
+        ]
+
+
+def _latest_from(registry: str, body: dict[str, Any]) -> str:
+    if registry == "npm":
+        version = body.get("version")
+    else:
+        info = body.get("info")
+        version = info.get("version") if isinstance(info, dict) else None
+    if not isinstance(version, str) or not version.strip():
+        raise SourceHttpError("malformed", f"{registry}: response has no version")
+    return version.strip()
+
+
+def _public_page(registry: str, package: str) -> str:
+    if registry == "npm":
+        return f"https://www.npmjs.com/package/{package}"
+    return f"https://pypi.org/project/{package}/"
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+__all__ = [
+    "BUILTIN_PACKAGES",
+    "RegistrySource",
+    "compare_versions",
+    "is_behind",
+    "version_from_tag",
+    "version_key",
+]

@@ -1,0 +1,69 @@
+"""Project-level guarantees: layering, settings documented, lint clean."""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+FORBIDDEN = {
+    "triage": {"bot", "integrations", "formatting", "slack_bolt", "slack_sdk", "zenpy", "anthropic", "mcp", "httpx",
+               "httpx2", "sqlalchemy", "aiohttp"},
+    "formatting": {"bot", "integrations", "slack_bolt", "slack_sdk", "zenpy", "anthropic", "mcp", "httpx",
+                   "sqlalchemy", "aiohttp"},
+    "integrations": {"bot", "slack_bolt"},
+}
+
+
+def imported_roots(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    roots: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_dependencies_point_inward(package: str) -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(imported_roots(path) & FORBIDDEN[package])
+        for path in (ROOT / package).rglob("*.py")
+        if imported_roots(path) & FORBIDDEN[package]
+    }
+    assert offenders == {}
+
+
+def test_every_setting_is_in_env_example_and_readme() -> None:
+    example = (ROOT / "deploy" / ".env.example").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    names = [name.upper() for name in Settings.model_fields]
+    missing_example = [n for n in names if not re.search(rf"^{n}=", example, re.MULTILINE)]
+    missing_readme = [n for n in names if f"`{n}`" not in readme]
+    assert missing_example == []
+    assert missing_readme == []
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()[-1]
+    assert ci in readme
+
+
+@pytest.mark.skipif(shutil.which("ruff", path=str(Path(sys.executable).parent)) is None, reason="ruff not installed")
+def test_ruff_clean() -> None:
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
+    assert ruff
+    result = subprocess.run([ruff, "check", "--quiet", str(ROOT)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,375 @@
+"""SqlStore against real databases: SQLite (a temp file) and the local PostgreSQL (a schema per test)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, select, update
+
+from integrations.store import SqlStore, audit_log, evidence, normalize_database_url, triage_runs
+from triage.models import (
+    Confidence,
+    Evidence,
+    EvidenceStatus,
+    Finding,
+    ReportMode,
+    TicketSummary,
+    Timings,
+    TriageReport,
+    Usage,
+)
+from triage.store import Artefact, AuditEntry, Feedback, RunStatus, Store, ThreadRef, TicketState
+
+PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+SECRET_TICKET_TEXT = "MY-PRIVATE-TICKET-TEXT-7731"
+
+
+def _pg_schema() -> Iterator[str]:
+    psycopg = pytest.importorskip("psycopg")
+    schema = f"triagebot_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(
+            "postgresql://postgres@127.0.0.1:5432/test", connect_timeout=3, autocommit=True
+        )
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432/test ({exc.__class__.__name__})")
+    with admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            yield schema
+        finally:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'triagebot.db'}"
+        return
+    gen = _pg_schema()
+    schema = next(gen)
+    # plain postgresql:// on purpose: the store must route it to psycopg 3
+    yield f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+    next(gen, None)
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[SqlStore]:
+    s = await SqlStore.connect(db_url)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def make_report(ticket_id: int = 48291, run_id: str = "") -> TriageReport:
+    return TriageReport(
+        run_id=run_id,
+        ticket=TicketSummary(
+            id=ticket_id, url=f"https://demo.zendesk.com/agent/tickets/{ticket_id}", subject="Flags"
+        ),
+        mode=ReportMode.llm,
+        summary="Flag evaluated before identify; fixed in posthog-js 1.161.0.",
+        root_cause=Finding(
+            statement="Race between identify and flags", confidence=Confidence.likely, evidence_ids=["E1"]
+        ),
+        evidence=[
+            Evidence(
+                id="E1",
+                source="github",
+                tool="search_issues",
+                status=EvidenceStatus.ok,
+                title="Flags false after identify",
+                url="https://github.com/PostHog/posthog-js/issues/1",
+                summary="closed, fixed by #2",
+                latency_ms=120,
+            ),
+            Evidence(
+                id="E2",
+                source="posthog_mcp",
+                tool="feature-flag-get-definition",
+                status=EvidenceStatus.timeout,
+                latency_ms=15000,
+                first_party=True,
+            ),
+        ],
+        timings=Timings(fetch_ms=10, intake_ms=20, research_ms=3000, synthesis_ms=4000, total_ms=7030),
+        usage=Usage(calls=2, input_tokens=1000, output_tokens=300, cache_read_tokens=800, cost_usd=0.0123),
+    )
+
+
+def test_url_normalisation() -> None:
+    assert normalize_database_url("") == "sqlite:///triagebot.db"
+    assert normalize_database_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_database_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+
+
+async def test_is_a_store(store: SqlStore, db_url: str) -> None:
+    assert isinstance(store, Store)
+    expected = "sqlite" if db_url.startswith("sqlite") else "postgresql+psycopg"
+    assert store.engine.url.drivername == expected
+
+
+async def test_run_round_trip(store: SqlStore) -> None:
+    claim = await store.claim_run(48291, "2026-11-18T10:02:00+00:00", "slash")
+    assert claim.owned and not claim.resumed
+    run = claim.run
+    assert run.status is RunStatus.running and run.attempts == 1 and run.trigger == "slash"
+    assert run.created_at is not None and run.created_at.tzinfo is not None
+
+    await store.heartbeat(run.run_id)
+    await store.set_run_thread(run.run_id, "C123", "1700000000.000100")
+    report = make_report(run_id=run.run_id)
+    await store.finish_run(run.run_id, report)
+
+    got = await store.get_run(run.run_id)
+    assert got is not None and got.status is RunStatus.done
+    assert got.report == report
+    assert got.channel == "C123" and got.thread_ts == "1700000000.000100"
+    assert TriageReport.model_validate_json(got.report.model_dump_json()) == report
+
+    latest = await store.latest_run(48291)
+    assert latest is not None and latest.run_id == run.run_id
+    assert await store.latest_run(1) is None
+    assert await store.get_run("nope") is None
+
+    rows = await store.evidence_for_run(run.run_id)
+    assert [(r["evidence_id"], r["status"]) for r in rows] == [("E1", "ok"), ("E2", "timeout")]
+
+    # finished again (re-synthesis): the evidence index is replaced, not duplicated
+    await store.finish_run(run.run_id, report)
+    assert len(await store.evidence_for_run(run.run_id)) == 2
+
+    # a done run is never re-claimed
+    again = await store.claim_run(48291, "2026-11-18T10:02:00+00:00", "poll", stale_after_s=0)
+    assert not again.owned and again.run.run_id == run.run_id and again.run.report == report
+
+
+async def test_twenty_concurrent_claims_one_owner(store: SqlStore) -> None:
+    claims = await asyncio.gather(*[store.claim_run(7, "v1", "poll") for _ in range(20)])
+    owners = [c for c in claims if c.owned]
+    assert len(owners) == 1
+    assert {c.run.run_id for c in claims} == {owners[0].run.run_id}
+
+
+async def test_concurrent_claims_from_threads_and_replicas(store: SqlStore, db_url: str) -> None:
+    replica = await SqlStore.connect(db_url)  # a second process/replica on the same database
+    results: list[bool] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(20)
+
+    def worker(i: int) -> None:
+        target = store if i % 2 else replica
+        barrier.wait()
+        claim = asyncio.run(target.claim_run(8, "v1", "webhook"))
+        with lock:
+            results.append(claim.owned)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    await replica.close()
+    assert len(results) == 20
+    assert results.count(True) == 1
+
+
+async def _age_heartbeat(store: SqlStore, run_id: str, seconds: float) -> None:
+    def do() -> None:
+        with store.engine.begin() as conn:
+            conn.execute(
+                update(triage_runs)
+                .where(triage_runs.c.run_id == run_id)
+                .values(heartbeat_at=datetime.now(UTC) - timedelta(seconds=seconds))
+            )
+
+    await asyncio.to_thread(do)
+
+
+async def test_stale_run_is_taken_over_once(store: SqlStore) -> None:
+    first = await store.claim_run(9, "v1", "poll", stale_after_s=60)
+    assert first.owned
+    # a live owner (fresh heartbeat) keeps it
+    assert not (await store.claim_run(9, "v1", "slash", stale_after_s=60)).owned
+    assert await store.stale_runs(60) == []
+
+    await _age_heartbeat(store, first.run.run_id, 3600)  # the owner crashed an hour ago
+    stale = await store.stale_runs(60)
+    assert [r.run_id for r in stale] == [first.run.run_id]
+
+    claims = await asyncio.gather(*[store.claim_run(9, "v1", "slash", stale_after_s=60) for _ in range(20)])
+    owners = [c for c in claims if c.owned]
+    assert len(owners) == 1
+    assert owners[0].resumed and owners[0].run.attempts == 2 and owners[0].run.trigger == "slash"
+    assert owners[0].run.run_id == first.run.run_id
+    assert await store.stale_runs(60) == []
+
+
+async def test_failed_run_can_be_reclaimed(store: SqlStore) -> None:
+    first = await store.claim_run(10, "v1", "poll")
+    await store.fail_run(first.run.run_id, "SourceUnavailable: zendesk down")
+    failed = await store.get_run(first.run.run_id)
+    assert failed is not None and failed.status is RunStatus.failed and "zendesk down" in failed.error
+
+    retry = await store.claim_run(10, "v1", "rerun")
+    assert retry.owned and retry.resumed and retry.run.attempts == 2
+    assert retry.run.status is RunStatus.running and retry.run.error == ""
+    assert not (await store.claim_run(10, "v1", "rerun")).owned
+
+
+async def test_versions_are_distinct_runs(store: SqlStore) -> None:
+    a = await store.claim_run(11, "v1", "poll")
+    b = await store.claim_run(11, "v2", "poll")
+    assert a.owned and b.owned and a.run.run_id != b.run.run_id
+    latest = await store.latest_run(11)
+    assert latest is not None and latest.run_id == b.run.run_id
+
+
+async def test_one_thread_per_ticket(store: SqlStore) -> None:
+    assert await store.get_thread(5) is None
+    results = await asyncio.gather(
+        *[store.set_thread(ThreadRef(ticket_id=5, channel="C1", thread_ts=f"1.{i}")) for i in range(10)]
+    )
+    assert results.count(True) == 1
+    ref = await store.get_thread(5)
+    assert ref is not None and ref.channel == "C1"
+    assert await store.ticket_for_thread("C1", ref.thread_ts) == 5
+    assert await store.ticket_for_thread("C1", "nope") is None
+    assert not await store.set_thread(ThreadRef(ticket_id=5, channel="C2", thread_ts="9.9"))
+
+    run = (await store.claim_run(6, "v1", "slash")).run
+    await store.set_run_thread(run.run_id, "C9", "2.0")
+    assert await store.ticket_for_thread("C9", "2.0") == 6
+
+
+async def test_artefact_idempotency(store: SqlStore) -> None:
+    run = (await store.claim_run(12, "v1", "slash")).run
+    claims = await asyncio.gather(*[store.claim_artefact(run.run_id, "packet") for _ in range(10)])
+    assert [owned for owned, _ in claims].count(True) == 1
+    assert all(a.status == "pending" for _, a in claims)
+
+    await store.complete_artefact(run.run_id, "packet", ref="https://slack/p1", content="packet text")
+    owned, existing = await store.claim_artefact(run.run_id, "packet")
+    assert not owned
+    assert existing == Artefact(
+        run_id=run.run_id, kind="packet", status="done", ref="https://slack/p1", content="packet text"
+    )
+    await store.release_artefact(run.run_id, "packet")  # a done artefact is not released
+    assert not (await store.claim_artefact(run.run_id, "packet"))[0]
+
+    owned, _ = await store.claim_artefact(run.run_id, "kb")
+    assert owned
+    await store.release_artefact(run.run_id, "kb")  # the draft failed: allow a retry
+    owned, _ = await store.claim_artefact(run.run_id, "kb")
+    assert owned
+
+
+async def test_feedback_one_vote_per_user(store: SqlStore) -> None:
+    await store.add_feedback(Feedback(run_id="r1", user_id="U1", vote="up"))
+    await store.add_feedback(Feedback(run_id="r1", user_id="U2", vote="up"))
+    await store.add_feedback(Feedback(run_id="r1", user_id="U1", vote="down", comment="wrong area"))
+    votes = {f.user_id: (f.vote, f.comment) for f in await store.feedback_for_run("r1")}
+    assert votes == {"U1": ("down", "wrong area"), "U2": ("up", "")}
+
+
+async def test_seen_keys(store: SqlStore) -> None:
+    results = await asyncio.gather(*[store.mark_seen("slack:event:Ev123") for _ in range(10)])
+    assert results.count(True) == 1
+    assert await store.mark_seen("slack:event:Ev124")
+    assert await store.prune_seen(3600) == 0
+    assert await store.prune_seen(-1) == 2
+    assert await store.mark_seen("slack:event:Ev123")
+
+
+async def test_cursors(store: SqlStore) -> None:
+    assert await store.get_cursor("zendesk:incremental") is None
+    await store.set_cursor("zendesk:incremental", "MTU3NjYxMzUzOS4wfHw0NTF8")
+    await store.set_cursor("zendesk:incremental", "next-cursor")
+    assert await store.get_cursor("zendesk:incremental") == "next-cursor"
+    await asyncio.gather(*[store.set_cursor("other", str(i)) for i in range(10)])
+    assert await store.get_cursor("other") in {str(i) for i in range(10)}
+
+
+async def test_ticket_state(store: SqlStore) -> None:
+    assert await store.get_ticket_state(1) is None
+    state = TicketState(ticket_id=1, public_customer_comments=2, last_version="v2", extra={"lang": "es"})
+    await store.set_ticket_state(state)
+    assert await store.get_ticket_state(1) == state
+    state2 = state.model_copy(update={"public_customer_comments": 3, "extra": {}})
+    await store.set_ticket_state(state2)
+    assert await store.get_ticket_state(1) == state2
+
+
+async def test_audit_holds_no_ticket_text(store: SqlStore) -> None:
+    run = (await store.claim_run(13, "v1", "slash")).run
+    entries = [
+        AuditEntry(run_id=run.run_id, source="posthog_mcp", tool="execute-sql", status="ok", latency_ms=80),
+        AuditEntry(run_id=run.run_id, source="github", tool="search_issues", status="error", latency_ms=5),
+    ]
+    await store.record_audit(entries)
+    await store.record_audit([])
+    got = await store.audit_for_run(run.run_id)
+    assert [(e.source, e.tool, e.status, e.latency_ms) for e in got] == [
+        ("posthog_mcp", "execute-sql", "ok", 80),
+        ("github", "search_issues", "error", 5),
+    ]
+    assert all(e.created_at is not None for e in got)
+
+    # the schema has nowhere to put ticket text …
+    def columns() -> dict[str, set[str]]:
+        insp = inspect(store.engine)
+        return {t: {c["name"] for c in insp.get_columns(t)} for t in ("audit_log", "evidence")}
+
+    cols = await asyncio.to_thread(columns)
+    assert cols["audit_log"] == {"id", "run_id", "source", "tool", "status", "latency_ms", "created_at"}
+    assert not cols["evidence"] & {"body", "description", "subject", "comment", "excerpt", "query"}
+
+    # … and a finished run's ticket text does not leak into the audit or evidence rows
+    report = make_report(ticket_id=13, run_id=run.run_id)
+    report.ticket.subject = SECRET_TICKET_TEXT
+    report.evidence[0].excerpt = SECRET_TICKET_TEXT
+    report.evidence[0].query = SECRET_TICKET_TEXT
+    await store.finish_run(run.run_id, report)
+
+    def dump() -> str:
+        with store.engine.connect() as conn:
+            return repr(conn.execute(select(audit_log)).all()) + repr(conn.execute(select(evidence)).all())
+
+    assert SECRET_TICKET_TEXT not in await asyncio.to_thread(dump)
+
+
+async def test_reports_reload_after_restart(db_url: str) -> None:
+    first = await SqlStore.connect(db_url)
+    run = (await first.claim_run(14, "v1", "cli")).run
+    report = make_report(ticket_id=14, run_id=run.run_id)
+    await first.finish_run(run.run_id, report)
+    await first.set_thread(ThreadRef(ticket_id=14, channel="C1", thread_ts="3.0"))
+    await first.set_cursor("c", "x")
+    await first.close()
+
+    second = await SqlStore.connect(db_url)  # create_all on an existing schema is a no-op
+    try:
+        got = await second.get_run(run.run_id)
+        assert got is not None and got.report == report and got.status is RunStatus.done
+        assert await second.ticket_for_thread("C1", "3.0") == 14
+        assert await second.get_cursor("c") == "x"
+        assert not (await second.claim_run(14, "v1", "poll")).owned
+    finally:
+        await second.close()
+
+
+async def test_in_memory_sqlite_works_across_threads() -> None:
+    store = await SqlStore.connect("sqlite://")
+    try:
+        claims = await asyncio.gather(*[store.claim_run(1, "v", "cli") for _ in range(10)])
+        assert [c.owned for c in claims].count(True) == 1
+    finally:
+        await store.close()
