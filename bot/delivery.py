@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 30.0
+THREAD_WAIT_S = 10.0  # how long a second caller waits for the owner's card before answering without a link
 SLACK_TIMEOUT_S = 30
 
 
@@ -288,6 +289,15 @@ OnThread = Callable[[DeliveryResult], Awaitable[None]]
 
 
 async def _existing(services: Services, rt: SlackRuntime, run: RunRecord) -> DeliveryResult:
+    if run.status == RunStatus.running and not run.thread_ts:
+        # the owner is about to post the card: wait for it briefly so we can link to it
+        deadline = time.monotonic() + THREAD_WAIT_S
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            fresh = await services.store.get_run(run.run_id)
+            if fresh is None or fresh.thread_ts or fresh.status != RunStatus.running:
+                run = fresh or run
+                break
     channel, ts = run.channel or "", run.thread_ts or ""
     if not ts:
         ref = await services.store.get_thread(run.ticket_id)

@@ -222,7 +222,8 @@ class _Pager:
                 blocks.insert(0, _context(f"_{part_label} · part {i}/{total}_"))
             if self.truncated and i == total:
                 blocks.append(_context("_… clipped to fit one Slack message_"))
-            out.append({"text": clip(fallback(i, total), 3000), "blocks": blocks})
+            text = clip(fallback(i, total), 3000)
+            out.append({"text": text if text.strip() else "Triage bot message", "blocks": blocks})
         return out
 
     def message(self, fallback: str) -> dict[str, Any]:
@@ -311,7 +312,7 @@ def _capped(items: list[str], numbered: bool = False, bullet: str = "•") -> li
 
 
 def _code_block(text: str) -> str:
-    body = safe_mrkdwn(text).replace("```", "`\u200b`\u200b`").strip("\n")
+    body = safe_mrkdwn(text[: CODE_MAX * 2]).replace("```", "`\u200b`\u200b`").strip("\n")
     return f"```\n{clip(body, CODE_MAX - 8)}\n```"
 
 

@@ -6,9 +6,10 @@ Guarantees (each builder in formatting/ routes every untrusted string through th
   ``>`` → ``&gt;``. With every ``<`` escaped, no control sequence (``<!channel>``, ``<@U123>``,
   ``<#C1>``, ``<!subteam^S1>``, ``<https://evil|click>``) can be formed from input.
 * `neutralize_mentions` inserts a ZERO WIDTH JOINER (U+200D) after an ``@`` that starts a word
-  (``@here``, ``@channel``, ``@everyone``, ``@jane``, ``@support-team``), so neither ``link_names``
-  nor a ``markdown`` block / ``markdown_text`` can turn it into a broadcast or a mention. An ``@``
-  inside a word (``jane@acme.io``) is left alone, so e-mail addresses stay intact.
+  (``@here``, ``@channel``, ``@everyone``, ``@jane``, ``@support-team``) and after any ``@`` directly
+  followed by ``here``/``channel``/``everyone`` (also mid-word: ``x@here``), so neither ``link_names``
+  nor a ``markdown`` block / ``markdown_text`` can turn it into a broadcast or a mention. Any other
+  ``@`` inside a word (``jane@acme.io``) is left alone, so e-mail addresses stay intact.
 * `sanitize` drops what must never reach Slack or a terminal: C0/C1 control characters (NUL, ESC …;
   tab and newline are kept), lone surrogates, and the bidi override/isolate controls
   (U+202A–U+202E, U+2066–U+2069) that can visually reorder text. ``\\r\\n``/``\\r``/U+2028/U+2029
@@ -33,7 +34,7 @@ _CONTROL_RE = re.compile(
     "|(?<![\ud800-\udbff])[\udc00-\udfff]"  # lone low surrogate
 )
 _NEWLINE_RE = re.compile("\r\n|\r|\u2028|\u2029")
-_MENTION_RE = re.compile(r"(?<!\w)@(?=\w)")
+_MENTION_RE = re.compile(r"(?<!\w)@(?=\w)|@(?=(?:here|channel|everyone))", re.IGNORECASE)
 _WS_RE = re.compile(r"\s+")
 _ENTITIES = ("&amp;", "&lt;", "&gt;")
 _URL_FORBIDDEN_RE = re.compile(r"[|<>\s\"'`\x00-\x1f\x7f]")
@@ -54,7 +55,8 @@ def escape_mrkdwn(text: str) -> str:
 
 
 def neutralize_mentions(text: str) -> str:
-    """Insert U+200D after every word-initial ``@`` so it can never mention or broadcast."""
+    """Insert U+200D after every word-initial ``@`` and before every ``here``/``channel``/``everyone``
+    that follows an ``@`` anywhere, so the text can never mention or broadcast."""
     return _MENTION_RE.sub("@" + ZWJ, text)
 
 
@@ -75,8 +77,16 @@ def safe_mrkdwn(text: str) -> str:
 
 def safe_inline(text: str, limit: int | None = None) -> str:
     """Like `safe_mrkdwn` but on one line, optionally clipped (entity-safe) to `limit`."""
+    if limit is None:
+        return neutralize_mentions(escape_mrkdwn(one_line(sanitize(text))))
+    cut_early = len(text) > 2 * limit + 64  # don't escape 10k characters to show 200
+    if cut_early:
+        text = text[: 2 * limit + 64]
     out = neutralize_mentions(escape_mrkdwn(one_line(sanitize(text))))
-    return clip(out, limit) if limit is not None else out
+    clipped = clip(out, limit)
+    if cut_early and clipped == out and limit > 0:  # the input was longer: still mark the cut
+        clipped = clip(out, limit - 1, marker="") + ELLIPSIS
+    return clipped
 
 
 def _units_prefix(text: str, budget: int) -> int:

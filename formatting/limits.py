@@ -321,7 +321,7 @@ def validate_view(view: dict[str, Any]) -> list[str]:
 
 
 _OUR_LINK_RE = re.compile(r"<https?://[^\s|<>]+(?:\|[^<>]*)?>")
-_BROADCAST_RE = re.compile(r"(?<![\w\u200d])@(here|channel|everyone)\b", re.IGNORECASE)
+_BROADCAST_RE = re.compile(r"@(here|channel|everyone)", re.IGNORECASE)
 
 
 def _texts(node: Any, path: str, out: list[tuple[str, str, bool]]) -> None:

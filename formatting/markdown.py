@@ -25,9 +25,9 @@ from triage.models import (
     TriageReport,
 )
 
-_INLINE_RE = re.compile(r"([\\`*_\[\]<>|~!#])")
+_INLINE_ESCAPES = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|~!#"})
 _BLOCK_START_RE = re.compile(r"^(\s*)([-+=]|\d+[.)])(?=\s|$)")
-_BROADCAST_RE = re.compile(r"(?<!\w)@(here|channel|everyone)\b", re.IGNORECASE)
+_BROADCAST_RE = re.compile(r"@(here|channel|everyone)", re.IGNORECASE)
 
 CONFIDENCE_MD = {
     Confidence.confirmed: "🎯 Confirmed by data",
@@ -49,14 +49,14 @@ def _broadcasts(text: str) -> str:
 
 def md_inline(text: str) -> str:
     """Untrusted text as one line of literal Markdown."""
-    return _broadcasts(_INLINE_RE.sub(r"\\\1", one_line(sanitize(text))))
+    return _broadcasts(one_line(sanitize(text)).translate(_INLINE_ESCAPES))
 
 
 def md_block(text: str) -> str:
     """Untrusted multi-line text as literal Markdown paragraphs (line breaks kept)."""
     lines = []
     for raw in sanitize(text).strip().split("\n"):
-        line = _INLINE_RE.sub(r"\\\1", raw.strip())
+        line = raw.strip().translate(_INLINE_ESCAPES)
         line = _BLOCK_START_RE.sub(lambda m: m.group(1) + "\\" + m.group(2), line)
         lines.append(line)
     # two trailing spaces would be invisible; a blank line between paragraphs is kept as is
@@ -82,7 +82,7 @@ def md_link(url: str | None, label: str) -> str:
 
 
 def _cell(text: str, limit: int = 300) -> str:
-    value = md_inline(text)
+    value = md_inline(text[: limit * 2])
     return value if len(value) <= limit else value[: limit - 1].rstrip("\\") + "…"
 
 

@@ -116,15 +116,11 @@ def report_text(report: TriageReport) -> str:
         out += ["", "Evidence"]
         rows = [("ID", "STATUS", "SOURCE", "FINDING")]
         for ev in report.evidence:
-            finding = _line(ev.title + (f" — {ev.summary}" if ev.summary else "") if ev.title else ev.summary)
-            rows.append(
-                (
-                    _line(ev.id),
-                    f"{STATUS_MARK.get(ev.status.value, '?')} {ev.status.value}",
-                    _line(ev.source),
-                    finding,
-                )
-            )
+            finding = ev.summary or ev.excerpt
+            if ev.title:
+                finding = ev.title + (f" — {finding}" if finding else "")
+            status = f"{STATUS_MARK.get(ev.status.value, '?')} {ev.status.value}"
+            rows.append((_line(ev.id[:40]), status, _line(ev.source[:40]), _line(finding[: WIDTH * 2])))
         widths = [min(max(display_width(r[i]) for r in rows), cap) for i, cap in enumerate((8, 10, 16))]
         rest = max(20, WIDTH - 2 - sum(widths) - 6)
         for n, row in enumerate(rows):
@@ -132,7 +128,7 @@ def report_text(report: TriageReport) -> str:
             out.append(("  " + "  ".join([*cells, _clip_width(row[3], rest)])).rstrip())
             ev = report.evidence[n - 1] if n else None
             if ev is not None and ev.url:
-                out.append(" " * (2 + sum(widths) + 6) + _clip_width(_line(ev.url), rest))
+                out.append(" " * (2 + sum(widths) + 6) + _clip_width(_line(ev.url[: WIDTH * 2]), rest))
     if report.ruled_out:
         out += ["", "Ruled out", *_list(report.ruled_out)]
     if report.next_steps:

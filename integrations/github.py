@@ -387,7 +387,9 @@ class GitHubSource:
             )
         if tasks and len(tasks) < MAX_TASKS:
             repos = [repo for repo, _ in scopes]
-            pr_terms = (terms.apis[:1] + terms.words[:1]) or core[:2]
+            pr_terms = _unique(terms.apis[:1] + terms.words[:1])
+            if len(pr_terms) < 2:
+                pr_terms = _unique([*pr_terms, *terms.extra[:1], *core])[:2]
             quals = [*(f"repo:{r}" for r in repos), "is:pr"]
             query = build_query(pr_terms, quals)
             if query != " ".join(quals):

@@ -128,6 +128,8 @@ def describe_error(exc: BaseException) -> str:
         exc = exc.exceptions[0]
     if isinstance(exc, MCPError):
         return f"MCP error {exc.code}: {exc.message}"
+    if isinstance(exc, _Retryable):
+        return str(exc)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -351,7 +353,10 @@ class McpToolClient:
                 )
             return done(EvidenceStatus.error, error=describe_error(exc), attempts=attempts)
         except Exception as exc:
-            return done(EvidenceStatus.error, error=describe_error(exc), attempts=attempts)
+            reason = describe_error(exc)
+            if attempts > 1:
+                reason += f" (after {attempts} attempts)"
+            return done(EvidenceStatus.error, error=reason, attempts=attempts)
         return _outcome_of(tool, result, started, attempts)
 
     async def _with_retries(self, fn: Callable[[_Attempt], Awaitable[T]]) -> T:

@@ -51,9 +51,9 @@ class ReadOnlyGuard:
 def annotation_refusal(tool: Tool) -> str | None:
     """Refuse a tool whose annotations do not promise a read-only, non-destructive call."""
     hints = tool.annotations
+    if hints is not None and hints.destructive_hint is True:
+        return f"tool {tool.name!r} is annotated destructive (destructiveHint=true)"
     if hints is None or hints.read_only_hint is not True:
         shown = None if hints is None else hints.read_only_hint
         return f"tool {tool.name!r} is not annotated read-only (readOnlyHint={shown})"
-    if hints.destructive_hint is True:
-        return f"tool {tool.name!r} is annotated destructive (destructiveHint=true)"
     return None

@@ -509,6 +509,25 @@ def _sdk_doctor(value: str | None, parsed: Any, text: str) -> Digest:
 
 
 _URL = re.compile(r"https?://[^\s)\]>\"']+")
+_MD_LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
+
+
+def _docs_from_text(text: str) -> list[dict[str, str]]:
+    """Hits from a text answer: `# Title` + `URL: …` pairs, or markdown links, else any URLs."""
+    hits: list[dict[str, str]] = []
+    title = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            title = stripped.lstrip("#").strip()
+        elif stripped.lower().startswith("url:") and (found := _URL.search(stripped)):
+            hits.append({"title": title, "url": found.group(0).rstrip(".,")})
+            title = ""
+    if not hits:
+        hits = [{"title": t, "url": u} for t, u in _MD_LINK.findall(text)]
+    if not hits:
+        hits = [{"title": "", "url": u.rstrip(".,")} for u in dict.fromkeys(_URL.findall(text))]
+    return hits
 
 
 def _docs(value: str | None, parsed: Any, text: str) -> Digest:
@@ -519,14 +538,7 @@ def _docs(value: str | None, parsed: Any, text: str) -> Digest:
             {"title": str(row.get("title") or row.get("name") or ""), "url": str(row.get("url") or "")}
         )
     if not hits:
-        title = ""
-        for line in text.splitlines():
-            stripped = line.strip()
-            if stripped.startswith("#"):
-                title = stripped.lstrip("#").strip()
-            elif (found := _URL.search(stripped)) and not any(h["url"] == found.group(0) for h in hits):
-                hits.append({"title": title, "url": found.group(0).rstrip(".,")})
-                title = ""
+        hits = _docs_from_text(text)
     if not hits:
         return Digest(f"No docs found for '{value}'", status=EvidenceStatus.empty)
     summary = f"Docs for '{value}': " + "; ".join(h["title"] or h["url"] for h in hits[:4])

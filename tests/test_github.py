@@ -9,12 +9,19 @@ from typing import Any
 
 import pytest
 
-from integrations.github import GitHubSource, _fixing_pr, _release_after, build_query, score_hit
+from integrations.github import (
+    GitHubSource,
+    _fixing_pr,
+    _parse_time,
+    _release_after,
+    build_query,
+    score_hit,
+)
 from integrations.http_replay import load_recorded, replay_transport
+from tests.fakes.github import GitHubFake, cross_reference, make_issue, make_release
 from triage.models import EvidenceStatus, Identifiers, Intake, ProductArea, ResearchTask, Sdk
 from triage.playbooks import Playbook
 from triage.protocols import ResearchSource
-from tests.fakes.github import GitHubFake, cross_reference, make_issue, make_release
 
 JS = "PostHog/posthog-js"
 PLAYBOOK = Playbook(
@@ -371,8 +378,6 @@ def test_fixing_pr_prefers_merged_closing_pr() -> None:
 
 def test_release_after_merge() -> None:
     sdks = [{"name": "posthog-js", "version": "1.160.0"}]
-    from integrations.github import _parse_time
-
     merged = _parse_time("2026-11-12T16:38:27Z")
     assert _release_after(RELEASES, 1541, merged, sdks)["tag_name"] == "posthog-js@1.161.2"  # type: ignore[index]
     # no release mentions the PR → the first release (of that package) after the merge
@@ -440,7 +445,9 @@ async def test_replay_48330_no_strong_match() -> None:
     intake = Intake(
         product_area=ProductArea.events_ingestion,
         symptom_keywords=["events not showing", "stopped appearing"],
-        identifiers=Identifiers(sdks=[Sdk(name="posthog-python", version="3.6.0", package="posthog", registry="pypi")]),
+        identifiers=Identifiers(
+            sdks=[Sdk(name="posthog-python", version="3.6.0", package="posthog", registry="pypi")]
+        ),
     )
     rows = await _replay(intake, REPLAY_PLAYBOOKS["ingestion"])
     assert rows and not any(r.data.get("strong_match") for r in rows)
@@ -452,7 +459,9 @@ async def test_replay_unmatched_search_is_empty_and_unknown_path_404() -> None:
 
     transport = replay_transport(load_recorded("github"))
     async with httpx.AsyncClient(transport=transport) as client:
-        search = await client.get("https://api.github.com/search/issues", params={"q": "zzz repo:x/y is:issue"})
+        search = await client.get(
+            "https://api.github.com/search/issues", params={"q": "zzz repo:x/y is:issue"}
+        )
         assert search.json()["items"] == []
         missing = await client.get("https://api.github.com/repos/x/y/issues/1")
         assert missing.status_code == 404

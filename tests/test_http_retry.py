@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import httpx
 import pytest
@@ -50,6 +50,7 @@ async def test_403_rate_limit_waits_for_reset(fake: GitHubFake) -> None:
     response = await _get(f"{fake.url}/search/issues")
     assert response.status_code == 200
     assert len(fake.search_times) == 2
+    assert fake.search_times[1] - fake.search_times[0] >= 0.9  # waited for x-ratelimit-reset
 
 
 async def test_retry_after_longer_than_cap_gives_up_at_once(fake: GitHubFake) -> None:

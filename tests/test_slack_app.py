@@ -255,14 +255,11 @@ async def test_failure_after_the_ack_is_shown_in_the_thread(tmp_path: Path) -> N
         assert run is not None
         parent = h.slack.top_level(TRIAGE_CHANNEL)[0]
         thread_text = h.slack.all_text(h.slack.thread(TRIAGE_CHANNEL, parent.ts))
-        if run.status == RunStatus.failed:
-            assert "failed" in thread_text and "exploded" in thread_text
-            assert "failed" in parent.text
-            assert ACTION_RERUN in _action_ids(parent.blocks)
-            failed = h.responses_for("boom")[-1]["text"]
-            assert "failed" in failed
-        else:  # the engine degraded to an evidence-only report: that must be said visibly
-            assert "Evidence only" in thread_text
+        assert run.status == RunStatus.failed and "exploded" in run.error
+        assert "failed" in thread_text and "exploded" in thread_text
+        assert "failed" in parent.text
+        assert ACTION_RERUN in _action_ids(parent.blocks)
+        assert "failed" in h.responses_for("boom")[-1]["text"]
     finally:
         await close_harness(h)
 

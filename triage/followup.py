@@ -95,76 +95,12 @@ def wants_more_research(question: str) -> bool:
 # ---------------------------------------------------------------- keyword overlap
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9_.\-/]*", re.I)
-_STOP = frozenset(
-    {
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "for",
-        "from",
-        "has",
-        "have",
-        "how",
-        "i",
-        "if",
-        "in",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "of",
-        "on",
-        "or",
-        "our",
-        "please",
-        "should",
-        "so",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "this",
-        "to",
-        "us",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "about",
-        "any",
-        "anything",
-        "there's",
-        "what's",
-        "it's",
-        "tell",
-        "show",
-        "give",
-    }
+_STOP_WORDS = (
+    "a an and are as at be but by can could did do does for from has have how i if in is it its me my of "
+    "on or our please should so that the their them then there this to us was we were what when where "
+    "which who why will with would you your about any anything there's what's it's tell show give"
 )
+_STOP = frozenset(re.findall(r"\S+", _STOP_WORDS))
 
 
 def _tokens(text: str) -> set[str]:

@@ -68,7 +68,7 @@ def _tidy(text: str) -> str:
     out = _DANGLING_SEPARATORS.sub(lambda m: m.group(1) or m.group(2) or "", text)
     out = _EMPTY_BRACKETS.sub("", out)
     out = re.sub(r"[ \t]{2,}", " ", out)
-    out = re.sub(r" +([.,;:])", r"\1", out)
+    out = re.sub(r" +([.,])", r"\1", out)  # not ";:?!" — French puts a space before those
     return out.strip()
 
 

@@ -55,14 +55,18 @@ class _Rule:
 SECRET_RULES: tuple[_Rule, ...] = (
     _Rule("anthropic_key", re.compile(r"sk-ant-[A-Za-z0-9_-]{16,}")),
     _Rule("github_token", re.compile(r"github_pat_[A-Za-z0-9_]{20,}|gh[pousr]_[A-Za-z0-9]{20,}")),
-    _Rule("slack_token", re.compile(r"xox[abeoprs](?:\.xox[abeoprs])?-[A-Za-z0-9-]{8,}|xapp-[A-Za-z0-9-]{8,}")),
+    _Rule(
+        "slack_token", re.compile(r"xox[abeoprs](?:\.xox[abeoprs])?-[A-Za-z0-9-]{8,}|xapp-[A-Za-z0-9-]{8,}")
+    ),
     _Rule("posthog_key", re.compile(r"ph[cxs]_[A-Za-z0-9]{16,}")),
     _Rule("aws_key", re.compile(r"(?:AKIA|ASIA)[A-Z0-9]{16}")),
     _Rule("jwt", re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
     _Rule("api_key", re.compile(r"(?<![A-Za-z0-9])sk-(?:proj-)?[A-Za-z0-9_-]{20,}")),
     _Rule(
         "authorization",
-        re.compile(r"(?i)\b(?:proxy-)?authorization\s*[:=]\s*[\"']?(?P<secret>[^\s\"',;]+(?:[ \t]+[^\s\"',;]+)?)"),
+        re.compile(
+            r"(?i)\b(?:proxy-)?authorization\s*[:=]\s*[\"']?(?P<secret>[^\s\"',;]+(?:[ \t]+[^\s\"',;]+)?)"
+        ),
         group="secret",
     ),
     _Rule("bearer_token", re.compile(r"(?i)\bbearer\s+(?P<secret>[A-Za-z0-9._~+/=-]{8,})"), group="secret"),
@@ -151,14 +155,18 @@ class Redactor:
     def redact_ticket(self, ticket: Ticket) -> Ticket:
         """A copy of the ticket with subject, description, comments and requester email redacted."""
         requester: Person = ticket.requester.model_copy(
-            update={"email": mask("email") if self.emails and ticket.requester.email else ticket.requester.email}
+            update={
+                "email": mask("email") if self.emails and ticket.requester.email else ticket.requester.email
+            }
         )
         organization: Organization | None = None
         if ticket.organization is not None:
             organization = ticket.organization.model_copy(
                 update={"details": self.redact(ticket.organization.details)}
             )
-        comments: list[Comment] = [c.model_copy(update={"body": self.redact(c.body)}) for c in ticket.comments]
+        comments: list[Comment] = [
+            c.model_copy(update={"body": self.redact(c.body)}) for c in ticket.comments
+        ]
         custom = {k: self.redact(v) if isinstance(v, str) else v for k, v in ticket.custom_fields.items()}
         return ticket.model_copy(
             update={

@@ -5,7 +5,7 @@ queued per endpoint kind ("search", "issue", "timeline", "releases") and consume
 
     "429"        429 with Retry-After: 1
     "429-long"   429 with Retry-After: 120 (longer than any sane cap)
-    "403"        403 rate limit: x-ratelimit-remaining 0, x-ratelimit-reset = now + 1 s
+    "403"        403 rate limit: x-ratelimit-remaining 0, x-ratelimit-reset = whole second now + 2
     "403-plain"  403 without any rate-limit signal (a permissions problem)
     "500"        500 Internal Server Error
     "malformed"  200 with a body that is not JSON
@@ -69,7 +69,11 @@ def make_issue(
 
 
 def cross_reference(pr: dict[str, Any]) -> dict[str, Any]:
-    return {"event": "cross-referenced", "created_at": "2026-11-10T00:00:00Z", "source": {"type": "issue", "issue": pr}}
+    return {
+        "event": "cross-referenced",
+        "created_at": "2026-11-10T00:00:00Z",
+        "source": {"type": "issue", "issue": pr},
+    }
 
 
 def make_release(tag: str, published_at: str, body: str = "", *, draft: bool = False) -> dict[str, Any]:
@@ -119,15 +123,21 @@ class GitHubFake(FakeServer):
         if failure == "429-long":
             return json_response({"message": "slow down"}, 429, {"Retry-After": "120"})
         if failure == "403":
-            reset = str(int(time.time()) + 1)
-            headers = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": reset, "x-ratelimit-resource": "search"}
+            reset = str(int(time.time()) + 2)  # epoch seconds: the wait is between 1 and 2 s
+            headers = {
+                "x-ratelimit-remaining": "0",
+                "x-ratelimit-reset": reset,
+                "x-ratelimit-resource": "search",
+            }
             return json_response({"message": "API rate limit exceeded"}, 403, headers)
         if failure == "403-plain":
             return json_response({"message": "Resource not accessible by integration"}, 403)
         if failure == "500":
             return json_response({"message": "Server Error"}, 500)
         if failure == "malformed":
-            return web.Response(status=200, text='{"total_count": 1, "items": [', content_type="application/json")
+            return web.Response(
+                status=200, text='{"total_count": 1, "items": [', content_type="application/json"
+            )
         if failure == "slow":
             await asyncio.sleep(self.slow_s)
             return None

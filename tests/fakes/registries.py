@@ -72,5 +72,9 @@ class RegistryFake(FakeServer):
         if version is None:
             return json_response({"message": "Not Found"}, 404)
         return json_response(
-            {"info": {"name": project, "version": version, "yanked": False}, "releases": {version: []}, "urls": []}
+            {
+                "info": {"name": project, "version": version, "yanked": False},
+                "releases": {version: []},
+                "urls": [],
+            }
         )

@@ -47,7 +47,9 @@ class Playbook(BaseModel):
     owner_team: str = ""
     routing: Routing = Field(default_factory=Routing)
     github_repos: list[str] = Field(default_factory=list)  # always searched ("owner/name")
-    sdk_repos: dict[str, str] = Field(default_factory=dict)  # sdk name → repo, used when the ticket names an SDK
+    sdk_repos: dict[str, str] = Field(
+        default_factory=dict
+    )  # sdk name → repo, used when the ticket names an SDK
     mcp_checks: list[McpCheck] = Field(default_factory=list)
     docs_queries: list[str] = Field(default_factory=list)
     checklist: list[str] = Field(default_factory=list)

@@ -1,0 +1,181 @@
+"""`POST /zendesk/webhook`: a signed Zendesk webhook that starts a triage in the background.
+
+Signature (Zendesk "verifying webhook authenticity"): the request carries
+`X-Zendesk-Webhook-Signature` = base64(HMAC-SHA256(key=signing secret, msg=TIMESTAMP + RAW_BODY)) and
+`X-Zendesk-Webhook-Signature-Timestamp` (ISO 8601, e.g. `2024-05-21T15:42:48Z`; epoch seconds are
+accepted too). We verify over the raw bytes, compare in constant time, and reject timestamps more
+than 5 minutes away from our clock (replay protection). A replay inside the window is harmless: the
+triage is claimed once per (ticket, version) in the store.
+
+Bodies: a trigger body `{"ticket_id": "{{ticket.id}}"}` (string or number), Zendesk's event-webhook
+shape `{"type": "zen:event-type:ticket.…", "detail": {"id": "123"}, …}` (or `"subject": "zen:ticket:123"`),
+and `{"ticket": {"id": 123}}`.
+
+Answers: 503 when ZENDESK_WEBHOOK_SECRET is not set (fail closed: an unsigned endpoint would let
+anyone trigger triages), 401 on a missing/bad/stale signature, 400 on invalid JSON or no ticket id,
+otherwise 202 at once — the work (fetch, filter, claim, triage) is started with `spawn` and never
+delays the answer (Zendesk times webhooks out after a few seconds and retries).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/zendesk/webhook"
+SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Zendesk-Webhook-Signature-Timestamp"
+TOLERANCE_S = 300
+MAX_BODY = 256 * 1024  # a trigger body is tiny; refuse anything silly before hashing it
+TRIGGER = "webhook"
+
+Dispatch = Callable[[int, str], Awaitable[object]]
+Spawn = Callable[[Awaitable[Any]], object]  # e.g. asyncio.ensure_future + keep a reference
+
+
+def sign(secret: str, timestamp: str, raw_body: bytes) -> str:
+    """The signature Zendesk sends (also used by tests and `triagebot` tooling)."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + raw_body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def parse_timestamp(timestamp: str) -> float | None:
+    """ISO 8601 (`2024-05-21T15:42:48Z`, offsets, fractions) or epoch seconds → epoch seconds."""
+    text = (timestamp or "").strip()
+    if not text:
+        return None
+    try:
+        if text.lstrip("-").replace(".", "", 1).isdigit():
+            value = float(text)
+            return value / 1000 if value > 1e11 else value  # epoch milliseconds, just in case
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except (ValueError, OverflowError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def verify_signature(
+    secret: str,
+    signature: str,
+    timestamp: str,
+    raw_body: bytes,
+    *,
+    now: float | None = None,
+    tolerance_s: int = TOLERANCE_S,
+) -> bool:
+    """True when `signature` is Zendesk's signature of `timestamp + raw_body` and the timestamp is fresh."""
+    if not secret or not signature or not timestamp:
+        return False
+    sent_at = parse_timestamp(timestamp)
+    if sent_at is None:
+        return False
+    current = time.time() if now is None else now
+    if abs(current - sent_at) > tolerance_s:
+        return False
+    expected = sign(secret, timestamp, raw_body)
+    return hmac.compare_digest(expected.encode(), signature.strip().encode())
+
+
+def _as_id(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            number = int(text)
+            return number if number > 0 else None
+    return None
+
+
+def parse_ticket_id(body: Any) -> int | None:
+    """The ticket id of a trigger body, an event-webhook body or `{"ticket": {"id": …}}`; else None."""
+    if not isinstance(body, dict):
+        return None
+    if "ticket_id" in body:
+        return _as_id(body["ticket_id"])
+    detail = body.get("detail")
+    if isinstance(detail, dict) and (found := _as_id(detail.get("id"))) is not None:
+        return found
+    ticket = body.get("ticket")
+    if isinstance(ticket, dict) and (found := _as_id(ticket.get("id"))) is not None:
+        return found
+    subject = body.get("subject")
+    if isinstance(subject, str) and subject.startswith("zen:ticket:"):
+        return _as_id(subject.removeprefix("zen:ticket:"))
+    return None
+
+
+def _problem(status: int, message: str) -> web.Response:
+    return web.json_response({"ok": False, "error": message}, status=status)
+
+
+def make_webhook_handler(
+    secret: str | None, dispatch: Dispatch, spawn: Spawn
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The aiohttp handler for POST /zendesk/webhook.
+
+    `dispatch(ticket_id, "webhook")` does the work (fetch → filter → claim → triage); `spawn` starts
+    it in the background and must not block (e.g. a TaskGroup-like `spawn` that tracks the task so
+    shutdown can drain it). The handler answers 202 as soon as the work is spawned.
+    """
+
+    async def handler(request: web.Request) -> web.Response:
+        if not secret:
+            log.error("Zendesk webhook call refused: ZENDESK_WEBHOOK_SECRET is not set")
+            return _problem(
+                503,
+                "webhook not configured: set ZENDESK_WEBHOOK_SECRET to the webhook's signing secret",
+            )
+        signature = request.headers.get(SIGNATURE_HEADER, "")
+        timestamp = request.headers.get(TIMESTAMP_HEADER, "")
+        if not signature or not timestamp:
+            return _problem(401, f"missing {SIGNATURE_HEADER} / {TIMESTAMP_HEADER}")
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return _problem(413, "body too large")
+        raw = await request.read()
+        if len(raw) > MAX_BODY:
+            return _problem(413, "body too large")
+        if not verify_signature(secret, signature, timestamp, raw):
+            log.warning("Zendesk webhook: bad or stale signature (timestamp %r)", timestamp[:40])
+            return _problem(401, "bad or stale signature")
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return _problem(400, "body is not valid JSON")
+        ticket_id = parse_ticket_id(body)
+        if ticket_id is None:
+            return _problem(
+                400, 'no ticket id: send {"ticket_id": "{{ticket.id}}"} or a ticket event (detail.id)'
+            )
+        work = dispatch(ticket_id, TRIGGER)
+        try:
+            spawn(work)
+        except Exception:
+            if isinstance(work, Coroutine):
+                work.close()
+            log.exception("Zendesk webhook: could not start the triage of #%s", ticket_id)
+            return _problem(503, "could not start the triage; retry later")
+        log.info("Zendesk webhook: ticket #%s accepted", ticket_id)
+        return web.json_response({"ok": True, "ticket_id": ticket_id}, status=202)
+
+    return handler
+
+
+def webhook_route(secret: str | None, dispatch: Dispatch, spawn: Spawn) -> web.RouteDef:
+    """`web.post(WEBHOOK_PATH, handler)` for `build_web_app(extra_routes=[...])`."""
+    return web.post(WEBHOOK_PATH, make_webhook_handler(secret, dispatch, spawn))
