@@ -324,6 +324,7 @@ class McpToolClient:
 
         if not self.guard.is_allowlisted(tool):  # refused before any network traffic
             return done(EvidenceStatus.refused, error=f"tool {tool!r} is not on the read allowlist")
+        self._bind_loop()
         if self.tools is None and not await self.start():
             return done(EvidenceStatus.error, error=self.discovery_error)
         assert self.tools is not None

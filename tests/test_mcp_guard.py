@@ -252,3 +252,16 @@ async def test_generic_client_guard_in_process() -> None:
     # Documented limit: the allowlist is the trust decision; annotations can only narrow it.
     assert lying.ok
     assert [c.tool for c in server.write_calls] == ["feature-flags-sync"]
+
+
+def test_a_source_survives_a_new_event_loop() -> None:
+    """The CLI runs one loop per command; a source object reused on a new loop reconnects there."""
+    src = PostHogMcpSource(server=build_posthog_like_server())
+
+    async def one_call() -> EvidenceStatus:
+        return (await src.client.call("docs-search", {"query": "flags"})).status
+
+    assert asyncio.run(one_call()) is EvidenceStatus.ok  # loop ends without aclose()
+    assert asyncio.run(one_call()) is EvidenceStatus.ok
+    assert src.client.connects == 2
+    asyncio.run(src.aclose())

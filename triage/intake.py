@@ -664,34 +664,63 @@ def _keyword_index(keywords: tuple[str, ...]) -> _KeywordIndex:
     return _KeywordIndex(by_first=by_first, special=tuple(special))
 
 
-def _keyword_counts(index: _KeywordIndex, norm_text: str, words: list[str], cap: int) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    if not norm_text:
-        return counts
-    by_first = index.by_first
+@dataclass(frozen=True)
+class _Prepared:
+    """A text normalised for phrase matching, with the positions of each word (first 200 per word)."""
+
+    norm: str
+    words: list[str]
+    where: dict[str, list[int]]
+
+
+def _prepare(text: str) -> _Prepared:
+    norm = " ".join(text[:ROUTING_CHARS].lower().translate(_ROUTE_SEP).split())
+    words = _ROUTE_WORD.findall(norm)
+    where: dict[str, list[int]] = {}
     for i, word in enumerate(words):
-        for phrase in by_first.get(word, ()):
-            n = len(phrase)
-            if n == 1 or tuple(words[i : i + n]) == phrase:
-                key = " ".join(phrase)
-                counts[key] = counts.get(key, 0) + 1
+        positions = where.get(word)
+        if positions is None:
+            where[word] = [i]
+        elif len(positions) < 200:
+            positions.append(i)
+    return _Prepared(norm=norm, words=words, where=where)
+
+
+def _keyword_counts(index: _KeywordIndex, text: _Prepared, cap: int) -> dict[str, int]:
+    """How often each phrase of the index occurs (at most `cap`), ordered by first occurrence."""
+    found: list[tuple[int, str, int]] = []  # (first position, phrase, count)
+    if not text.norm:
+        return {}
+    words = text.words
+    for first, phrases in index.by_first.items():
+        positions = text.where.get(first)
+        if not positions:
+            continue
+        for phrase in phrases:
+            n, count, at = len(phrase), 0, -1
+            for i in positions:
+                if n == 1 or tuple(words[i : i + n]) == phrase:
+                    count += 1
+                    at = i if at < 0 else at
+                    if count >= cap:
+                        break
+            if count:
+                found.append((at, " ".join(phrase), count))
+    offset = len(words)
     for phrase in index.special:
-        hits = 0
-        for pos in _find_all(norm_text, phrase, word_start=phrase[0].isalnum(), limit=cap * 4):
+        hits, at = 0, -1
+        for pos in _find_all(text.norm, phrase, word_start=phrase[0].isalnum(), limit=cap * 4):
             end = pos + len(phrase)
-            if phrase[-1].isalnum() and end < len(norm_text) and _is_word_char(norm_text[end]):
+            if phrase[-1].isalnum() and end < len(text.norm) and _is_word_char(text.norm[end]):
                 continue
             hits += 1
+            at = pos if at < 0 else at
             if hits >= cap:
                 break
         if hits:
-            counts[phrase] = hits
-    return counts
-
-
-def _prepare(text: str) -> tuple[str, list[str]]:
-    norm = " ".join(text[:ROUTING_CHARS].lower().translate(_ROUTE_SEP).split())
-    return norm, _ROUTE_WORD.findall(norm)
+            found.append((offset + at, phrase, hits))
+    found.sort()
+    return {phrase: count for _, phrase, count in found}
 
 
 def score_playbooks(
@@ -703,17 +732,17 @@ def score_playbooks(
     tags: Iterable[str] = (),
 ) -> dict[str, float]:
     """A routing score per playbook id: weighted keywords (subject counts more), tags, identifier types."""
-    body_norm, body_words = _prepare(text or "")
-    subject_norm, subject_words = _prepare((subject or "")[:2000])
+    body = _prepare(text or "")
+    subject_text = _prepare((subject or "")[:2000])
     tag_list = [_norm(t) for t in list(tags)[:50] if t]
     scores: dict[str, float] = {}
     for book in playbooks.values():
         weights = {_norm(k): float(v) for k, v in book.routing.keywords.items()}
         index = _keyword_index(tuple(sorted(book.routing.keywords)))
         score = 0.0
-        for key, count in _keyword_counts(index, body_norm, body_words, BODY_REPEAT_CAP).items():
+        for key, count in _keyword_counts(index, body, BODY_REPEAT_CAP).items():
             score += weights.get(key, 0.0) * min(count, BODY_REPEAT_CAP)
-        for key in _keyword_counts(index, subject_norm, subject_words, 1):
+        for key in _keyword_counts(index, subject_text, 1):
             score += weights.get(key, 0.0) * SUBJECT_FACTOR
         own = {_norm(book.id), _norm(book.product_area)}
         for tag in tag_list:
@@ -775,8 +804,8 @@ def _phrases(*words: str) -> _KeywordIndex:
     return _keyword_index(tuple(words))
 
 
-def _hits(index: _KeywordIndex, prepared: tuple[str, list[str]], cap: int = 3) -> dict[str, int]:
-    return _keyword_counts(index, prepared[0], prepared[1], cap)
+def _hits(index: _KeywordIndex, prepared: _Prepared, cap: int = 3) -> dict[str, int]:
+    return _keyword_counts(index, prepared, cap)
 
 
 PRIORITY_URGENCY = {"urgent": Urgency.p1, "high": Urgency.p2, "normal": Urgency.p3, "low": Urgency.p4}
@@ -958,7 +987,7 @@ def detect_injection(text: str) -> bool:
     return any(_INJECTION_ACT.match(low, pos) for pos in _find_all(low, "act as"))
 
 
-def _urgency(priority: str | None, prepared: tuple[str, list[str]]) -> Urgency:
+def _urgency(priority: str | None, prepared: _Prepared) -> Urgency:
     base = PRIORITY_URGENCY.get((priority or "").lower(), Urgency.p3)
     order = [Urgency.p1, Urgency.p2, Urgency.p3, Urgency.p4]
     words = Urgency.p4
@@ -969,7 +998,7 @@ def _urgency(priority: str | None, prepared: tuple[str, list[str]]) -> Urgency:
     return min(base, words, key=order.index)
 
 
-def _blast_radius(prepared: tuple[str, list[str]]) -> BlastRadius:
+def _blast_radius(prepared: _Prepared) -> BlastRadius:
     if _hits(_SOME_USERS, prepared, 1):
         return BlastRadius.some_users
     if _hits(_ALL_USERS, prepared, 1):
@@ -1068,7 +1097,7 @@ _AREA_TYPE = {
 }
 
 
-def _issue_type(prepared: tuple[str, list[str]], zendesk_type: str | None, area: ProductArea) -> IssueType:
+def _issue_type(prepared: _Prepared, zendesk_type: str | None, area: ProductArea) -> IssueType:
     scores: dict[IssueType, float] = {}
     for kind, index in _ISSUE_WORDS.items():
         hits = sum(_hits(index, prepared).values())
@@ -1129,7 +1158,7 @@ _GENERIC = frozenset(
 
 
 def _symptom_keywords(
-    subject: str, text: str, ids: Identifiers, language: str, prepared: tuple[str, list[str]]
+    subject: str, text: str, ids: Identifiers, language: str, prepared: _Prepared
 ) -> list[str]:
     bag = _Bag(limit=8, max_len=60)
     for message in ids.error_messages[:1]:

@@ -34,8 +34,11 @@ class _Rule:
     kind: str
     pattern: re.Pattern[str]
     group: str | None = None  # mask only this named group (keeps e.g. the header name readable)
+    needles: tuple[str, ...] = ()  # cheap pre-check on the lowercased text: skip the regex without them
 
-    def apply(self, text: str) -> str:
+    def apply(self, text: str, low: str) -> str:
+        if self.needles and not any(n in low for n in self.needles):
+            return text
         return self.pattern.sub(self._replace, text)
 
     def _replace(self, match: re.Match[str]) -> str:
@@ -68,8 +71,14 @@ SECRET_RULES: tuple[_Rule, ...] = (
             r"(?i)\b(?:proxy-)?authorization\s*[:=]\s*[\"']?(?P<secret>[^\s\"',;]+(?:[ \t]+[^\s\"',;]+)?)"
         ),
         group="secret",
+        needles=("authorization",),
     ),
-    _Rule("bearer_token", re.compile(r"(?i)\bbearer\s+(?P<secret>[A-Za-z0-9._~+/=-]{8,})"), group="secret"),
+    _Rule(
+        "bearer_token",
+        re.compile(r"(?i)\bbearer\s+(?P<secret>[A-Za-z0-9._~+/=-]{8,})"),
+        group="secret",
+        needles=("bearer",),
+    ),
     _Rule(
         "secret",
         re.compile(
@@ -78,6 +87,7 @@ SECRET_RULES: tuple[_Rule, ...] = (
             r"(?P<secret>[^\s\"',;]{6,})"
         ),
         group="secret",
+        needles=("pass", "pwd", "secret", "key", "token"),
     ),
 )
 
@@ -130,8 +140,9 @@ def redact_secrets(text: str) -> str:
     """Mask secrets and card numbers only (what the log filter applies)."""
     if not text:
         return text
+    low = text.lower()
     for rule in SECRET_RULES:
-        text = rule.apply(text)
+        text = rule.apply(text, low)
     return _CARD.sub(_card, text)
 
 
@@ -146,7 +157,7 @@ class Redactor:
         if not text:
             return text
         text = redact_secrets(text)
-        if self.emails:
+        if self.emails and "@" in text:
             text = _EMAIL.sub(mask("email"), text)
         if self.phones:
             text = _PHONE.sub(_phone, text)
