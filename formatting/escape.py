@@ -28,11 +28,8 @@ from urllib.parse import urlsplit
 ZWJ = "\u200d"
 ELLIPSIS = "…"
 
-_CONTROL_RE = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
-    "|[\ud800-\udbff](?![\udc00-\udfff])"  # lone high surrogate
-    "|(?<![\ud800-\udbff])[\udc00-\udfff]"  # lone low surrogate
-)
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 _NEWLINE_RE = re.compile("\r\n|\r|\u2028|\u2029")
 _MENTION_RE = re.compile(r"(?<!\w)@(?=\w)|@(?=(?:here|channel|everyone))", re.IGNORECASE)
 _WS_RE = re.compile(r"\s+")
@@ -61,8 +58,15 @@ def neutralize_mentions(text: str) -> str:
 
 
 def sanitize(text: str) -> str:
-    """Normalise newlines and drop control, bidi-override and lone-surrogate characters."""
-    return _CONTROL_RE.sub("", _NEWLINE_RE.sub("\n", text))
+    """Normalise newlines and drop control, bidi-override and lone-surrogate characters.
+
+    A surrogate pair held as two code points is joined into the one character it encodes.
+    """
+    if "\r" in text or "\u2028" in text or "\u2029" in text:
+        text = _NEWLINE_RE.sub("\n", text)
+    if _SURROGATE_RE.search(text):
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "ignore")
+    return _CONTROL_RE.sub("", text)
 
 
 def one_line(text: str) -> str:

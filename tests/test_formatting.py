@@ -105,7 +105,13 @@ def realistic_report(**overrides: Any) -> TriageReport:
             summary="Regression in 1.160.0, fixed by #1550 in 1.161.1",
             url="https://github.com/PostHog/posthog-js/issues/1543",
         ),
-        Evidence(id="E3", source="registry", tool="npm_latest", status=EvidenceStatus.timeout, title="npm posthog-js"),
+        Evidence(
+            id="E3",
+            source="registry",
+            tool="npm_latest",
+            status=EvidenceStatus.timeout,
+            title="npm posthog-js",
+        ),
     ]
     data: dict[str, Any] = {
         "run_id": "run-7f3a",
@@ -130,25 +136,39 @@ def realistic_report(**overrides: Any) -> TriageReport:
             exact_match=True,
             evidence_ids=["E2"],
         ),
-        "findings": [Finding(statement="Only same-page-load identifies", confidence=Confidence.likely, evidence_ids=["E1"])],
-        "next_steps": ["Ask the customer to upgrade to posthog-js 1.161.1", "Suggest onFeatureFlags()", "Close"],
+        "findings": [
+            Finding(
+                statement="Only same-page-load identifies", confidence=Confidence.likely, evidence_ids=["E1"]
+            )
+        ],
+        "next_steps": [
+            "Ask the customer to upgrade to posthog-js 1.161.1",
+            "Suggest onFeatureFlags()",
+            "Close",
+        ],
         "questions_for_customer": ["Which posthog-js version is deployed now?"],
         "customer_reply_draft": "Hi Jane,\n\nThis is a known issue fixed in posthog-js 1.161.1.\n\nBest,\nSam",
         "escalation": Escalation(needed=False),
         "sources": [
             SourceStatus(source="posthog_mcp", status=EvidenceStatus.ok, count=1, ok=1, latency_ms=800),
             SourceStatus(source="github", status=EvidenceStatus.ok, count=1, ok=1, latency_ms=1200),
-            SourceStatus(source="registry", status=EvidenceStatus.timeout, count=1, failed=1, latency_ms=5000),
+            SourceStatus(
+                source="registry", status=EvidenceStatus.timeout, count=1, failed=1, latency_ms=5000
+            ),
         ],
         "timings": Timings(fetch_ms=300, intake_ms=50, research_ms=5100, synthesis_ms=9000, total_ms=14500),
-        "usage": Usage(calls=2, input_tokens=14200, output_tokens=1100, cache_read_tokens=9000, cost_usd=0.0613),
+        "usage": Usage(
+            calls=2, input_tokens=14200, output_tokens=1100, cache_read_tokens=9000, cost_usd=0.0613
+        ),
     }
     data.update(overrides)
     return TriageReport(**data)
 
 
 def done_card(report: TriageReport, **kw: Any) -> dict[str, Any]:
-    return parent_message(CardState(ticket=report.ticket, run_id=report.run_id, status="done", report=report, **kw))
+    return parent_message(
+        CardState(ticket=report.ticket, run_id=report.run_id, status="done", report=report, **kw)
+    )
 
 
 def mrkdwn_texts(payload: dict[str, Any]) -> list[str]:
@@ -242,7 +262,10 @@ def test_is_safe_url(url: str | None, safe: bool) -> None:
 
 
 def test_link_escapes_url_and_label() -> None:
-    assert link("http://a.com/?x=1&y=2", "<b> & @here") == f"<http://a.com/?x=1&amp;y=2|&lt;b&gt; &amp; @{ZWJ}here>"
+    assert (
+        link("http://a.com/?x=1&y=2", "<b> & @here")
+        == f"<http://a.com/?x=1&amp;y=2|&lt;b&gt; &amp; @{ZWJ}here>"
+    )
     assert link("https://evil.com/a|b", "click") == "click (https://evil.com/a|b)"
     assert link("javascript:alert(1)", "<x>") == "&lt;x&gt; (javascript:alert(1))"
 
@@ -265,7 +288,14 @@ def test_realistic_report_card_renders_compact_and_valid() -> None:
     assert "<https://acme.slack.com/archives/C1/p17000|Full report in thread>" in text
     assert card["text"].startswith("#48291 Feature flag")
     ids = [b["action_id"] for b in buttons(card)]
-    assert ids == [ACTION_REPLY, ACTION_KB, ACTION_PACKET, ACTION_RERUN, ACTION_FEEDBACK_UP, ACTION_FEEDBACK_DOWN]
+    assert ids == [
+        ACTION_REPLY,
+        ACTION_KB,
+        ACTION_PACKET,
+        ACTION_RERUN,
+        ACTION_FEEDBACK_UP,
+        ACTION_FEEDBACK_DOWN,
+    ]
     assert {b["value"] for b in buttons(card)} == {"run-7f3a"}
     assert buttons(card)[2].get("style") is None
 
@@ -273,8 +303,16 @@ def test_realistic_report_card_renders_compact_and_valid() -> None:
 @pytest.mark.parametrize(
     "overrides",
     [
-        {"root_cause": Finding(statement="maybe a CDN issue", confidence=Confidence.suspected, evidence_ids=["E3"])},
-        {"escalation": Escalation(needed=True, team="Feature Flags", urgency=Urgency.p1, reason="blocks launch")},
+        {
+            "root_cause": Finding(
+                statement="maybe a CDN issue", confidence=Confidence.suspected, evidence_ids=["E3"]
+            )
+        },
+        {
+            "escalation": Escalation(
+                needed=True, team="Feature Flags", urgency=Urgency.p1, reason="blocks launch"
+            )
+        },
         {"root_cause": None},
     ],
 )
@@ -287,7 +325,9 @@ def test_packet_button_first_and_primary_when_a_human_must_look(overrides: dict[
 
 
 def test_evidence_only_is_visible_everywhere() -> None:
-    report = realistic_report(mode=ReportMode.evidence_only, degraded_reason="ANTHROPIC_API_KEY not set", root_cause=None)
+    report = realistic_report(
+        mode=ReportMode.evidence_only, degraded_reason="ANTHROPIC_API_KEY not set", root_cause=None
+    )
     card = done_card(report)
     assert "Evidence only — no model" in all_text(card)
     assert "ANTHROPIC_API_KEY not set" in all_text(card)
@@ -310,15 +350,24 @@ def test_running_card_shows_sources_and_elapsed() -> None:
     )
     card = parent_message(state)
     text = all_text(card)
-    assert "Researching" in text and "✅ posthog_mcp, github" in text and "⏳ registry" in text and "1m 13s" in text
+    assert (
+        "Researching" in text
+        and "✅ posthog_mcp, github" in text
+        and "⏳ registry" in text
+        and "1m 13s" in text
+    )
     assert not buttons(card)
     assert validate_message(card) == []
-    queued = parent_message(state.model_copy(update={"status": "queued", "sources_done": [], "sources_pending": []}))
+    queued = parent_message(
+        state.model_copy(update={"status": "queued", "sources_done": [], "sources_pending": []})
+    )
     assert "Queued" in all_text(queued) and validate_message(queued) == []
 
 
 def test_failed_card_offers_rerun_only() -> None:
-    card = parent_message(CardState(ticket=ticket(), run_id="r1", status="failed", error="Zendesk 503 <!here>"))
+    card = parent_message(
+        CardState(ticket=ticket(), run_id="r1", status="failed", error="Zendesk 503 <!here>")
+    )
     assert "Triage failed" in all_text(card) and "Zendesk 503 &lt;!here&gt;" in all_text(card)
     assert [b["action_id"] for b in buttons(card)] == [ACTION_RERUN]
     assert validate_message(card) == [] and unsafe_markup(card) == []
@@ -326,7 +375,11 @@ def test_failed_card_offers_rerun_only() -> None:
 
 def test_ticket_url_from_settings_wins_and_is_escaped() -> None:
     card = parent_message(
-        CardState(ticket=ticket(), status="queued", ticket_url="https://acme.zendesk.com/agent/tickets/48291?a=1&b=2")
+        CardState(
+            ticket=ticket(),
+            status="queued",
+            ticket_url="https://acme.zendesk.com/agent/tickets/48291?a=1&b=2",
+        )
     )
     assert "<https://acme.zendesk.com/agent/tickets/48291?a=1&amp;b=2|#48291" in all_text(card)
 
@@ -335,7 +388,9 @@ def test_ticket_url_from_settings_wins_and_is_escaped() -> None:
 
 
 def hostile_report() -> TriageReport:
-    t = ticket(48330).model_copy(update={"subject": f"Events missing {HOSTILE}", "organization": "@channel Inc"})
+    t = ticket(48330).model_copy(
+        update={"subject": f"Events missing {HOSTILE}", "organization": "@channel Inc"}
+    )
     ev = Evidence(
         id="E1 <@U1>",
         source="github <!here>",
@@ -420,10 +475,16 @@ def test_control_sequences_never_survive_in_any_payload() -> None:
 
 
 def test_unsafe_markup_detects_raw_sequences() -> None:
-    bad = {"text": "hi <!here>", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "@channel <@U1>"}}]}
+    bad = {
+        "text": "hi <!here>",
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "@channel <@U1>"}}],
+    }
     problems = unsafe_markup(bad)
     assert len(problems) == 3
-    good = {"text": "x", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "<https://a.com|a>"}}]}
+    good = {
+        "text": "x",
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "<https://a.com|a>"}}],
+    }
     assert unsafe_markup(good) == []
 
 
@@ -438,7 +499,13 @@ def test_modals_escape_nothing_but_neutralise_labels() -> None:
 
 def test_links_from_evidence_only_when_safe() -> None:
     evidence = [
-        Evidence(id="E1", source="github", status=EvidenceStatus.ok, title="Issue", url="https://github.com/a/b/issues/1"),
+        Evidence(
+            id="E1",
+            source="github",
+            status=EvidenceStatus.ok,
+            title="Issue",
+            url="https://github.com/a/b/issues/1",
+        ),
         Evidence(id="E2", source="docs", status=EvidenceStatus.ok, title="Bad", url="javascript:alert(1)"),
         Evidence(id="E3", source="docs", status=EvidenceStatus.empty, title="Pipe", url="https://x.com/a|b"),
     ]
@@ -516,7 +583,11 @@ def test_packet_messages_and_markdown() -> None:
     assert "Escalation packet" in msgs[0]["blocks"][0]["text"]["text"]
     assert "owner *Feature Flags*" in text and "*Reproduction*" in text and "1. identify()" in text
     md = packet_markdown(packet)
-    assert md.startswith("# Escalation: Flags false") and "## Reproduction" in md and "Owner: Feature Flags" in md
+    assert (
+        md.startswith("# Escalation: Flags false")
+        and "## Reproduction" in md
+        and "Owner: Feature Flags" in md
+    )
 
 
 def test_kb_followup_retriage_error_messages() -> None:
@@ -533,7 +604,10 @@ def test_kb_followup_retriage_error_messages() -> None:
     assert validate_message(kb) == [] and "kb-48291.md" in all_text(kb)
     md = kb_markdown(article)
     assert "## Resolution" in md and "1. Upgrade to 1.161.1" in md
-    assert "[https://github.com/PostHog/posthog-js/issues/1543](<https://github.com/PostHog/posthog-js/issues/1543>)" in md
+    assert (
+        "[https://github.com/PostHog/posthog-js/issues/1543](<https://github.com/PostHog/posthog-js/issues/1543>)"
+        in md
+    )
 
     follow = followup_message(FollowUpAnswer(answer="Yes, 1.161.1 fixes it.", evidence_ids=["E2"]))
     assert validate_message(follow) == [] and "Based on [E2]" in all_text(follow)
@@ -567,7 +641,10 @@ def test_reply_modal_writeback_and_not() -> None:
     assert view["submit"]["text"] == "Post internal note"
     block = view["blocks"][0]
     assert block["block_id"] == REPLY_BLOCK and block["element"]["action_id"] == REPLY_INPUT
-    assert block["element"]["multiline"] is True and block["element"]["initial_value"] == "Hola Lucía,\n\ngracias."
+    assert (
+        block["element"]["multiline"] is True
+        and block["element"]["initial_value"] == "Hola Lucía,\n\ngracias."
+    )
     assert "PRIVATE internal note" in block["hint"]["text"]
 
     plain = reply_modal("run-1", ReplyDraft(body="x" * 5000), False)
@@ -593,17 +670,32 @@ def section(text: str) -> dict[str, Any]:
 
 
 def test_validate_message_reports_every_violation() -> None:
-    button = {"type": "button", "text": {"type": "plain_text", "text": "b" * 76}, "action_id": "a", "value": "v" * 2001}
+    button = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": "b" * 76},
+        "action_id": "a",
+        "value": "v" * 2001,
+    }
     payload = {
         "blocks": [section("x")] * 49
         + [
             section("y" * 3001),
             {"type": "header", "text": {"type": "mrkdwn", "text": "h" * 151}},
-            {"type": "actions", "elements": [button, {"type": "button", "text": {"type": "plain_text", "text": "ok"}, "action_id": "a"}]},
+            {
+                "type": "actions",
+                "elements": [
+                    button,
+                    {"type": "button", "text": {"type": "plain_text", "text": "ok"}, "action_id": "a"},
+                ],
+            },
             {"type": "context", "elements": [{"type": "mrkdwn", "text": "c"}] * 11},
             {"type": "markdown", "text": "m" * 12001},
             {"type": "section", "fields": [{"type": "mrkdwn", "text": "f" * 2001}] * 11},
-            {"type": "input", "label": {"type": "plain_text", "text": "x"}, "element": {"type": "plain_text_input"}},
+            {
+                "type": "input",
+                "label": {"type": "plain_text", "text": "x"},
+                "element": {"type": "plain_text_input"},
+            },
             {"type": "section", "text": {"type": "mrkdwn", "text": "  "}},
         ]
     }
@@ -634,8 +726,14 @@ def test_validate_view_reports_violations() -> None:
         "type": "modal",
         "title": {"type": "plain_text", "text": "t" * 25},
         "private_metadata": "p" * 3001,
-        "blocks": [{"type": "input", "label": {"type": "plain_text", "text": "l"}, "element": {
-            "type": "plain_text_input", "initial_value": "i" * 3001, "max_length": 3000}}] * 101,
+        "blocks": [
+            {
+                "type": "input",
+                "label": {"type": "plain_text", "text": "l"},
+                "element": {"type": "plain_text_input", "initial_value": "i" * 3001, "max_length": 3000},
+            }
+        ]
+        * 101,
     }
     joined = "\n".join(validate_view(view))
     for needle in (
@@ -656,7 +754,9 @@ def test_report_markdown_escapes_input_and_keeps_reply_verbatim() -> None:
     report = realistic_report(
         summary="[click](https://evil) <script>alert(1)</script> # not a heading @here",
         customer_reply_draft="Use ```code``` and <b>",
-        evidence=[Evidence(id="E1", source="gh", status=EvidenceStatus.ok, title="a | b", url="https://x.com/a|b")],
+        evidence=[
+            Evidence(id="E1", source="gh", status=EvidenceStatus.ok, title="a | b", url="https://x.com/a|b")
+        ],
     )
     md = report_markdown(report)
     assert "\\[click\\](https://evil)" in md and "\\<script\\>" in md
@@ -681,10 +781,18 @@ def test_report_text_is_aligned_and_strips_escapes() -> None:
 
 
 def test_progress_lines() -> None:
-    assert progress_line(ProgressEvent(kind="phase", phase="research", elapsed_ms=1200, total=4)) == "[   1.2s] ▸ research 0/4"
+    assert (
+        progress_line(ProgressEvent(kind="phase", phase="research", elapsed_ms=1200, total=4))
+        == "[   1.2s] ▸ research 0/4"
+    )
     line = progress_line(
         ProgressEvent(
-            kind="task_finished", source="github", description="search \x1b[2J", status="timeout", done=2, total=4
+            kind="task_finished",
+            source="github",
+            description="search \x1b[2J",
+            status="timeout",
+            done=2,
+            total=4,
         )
     )
     assert "\x1b" not in line and "⏱ github" in line and "(timeout) 2/4" in line

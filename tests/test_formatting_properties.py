@@ -44,7 +44,9 @@ from triage.models import (
     Usage,
 )
 
-PROFILE = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROFILE = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 TOKENS = [
     "<!channel>",
@@ -92,7 +94,9 @@ TOKENS = [
 token = st.sampled_from(TOKENS)
 chars = st.characters(exclude_categories=())  # every code point, surrogates and controls included
 short_text = st.lists(st.one_of(token, st.text(chars, max_size=8)), max_size=12).map("".join)
-long_text = st.builds(lambda s, n: (s or "x") * n, short_text, st.integers(1, 10_000)).map(lambda s: s[:12_000])
+long_text = st.builds(lambda s, n: (s or "x") * n, short_text, st.integers(1, 10_000)).map(
+    lambda s: s[:12_000]
+)
 text = st.one_of(short_text, short_text, long_text)
 url = st.one_of(
     st.none(),
@@ -114,7 +118,9 @@ ids = st.lists(st.one_of(st.sampled_from(["E1", "E2", "E17"]), short_text), max_
 
 def repeated(strategy: st.SearchStrategy[Any], max_base: int, max_times: int) -> st.SearchStrategy[list[Any]]:
     """Large lists cheaply: a few generated items repeated up to `max_times` times."""
-    return st.builds(lambda items, n: items * n, st.lists(strategy, max_size=max_base), st.integers(1, max_times))
+    return st.builds(
+        lambda items, n: items * n, st.lists(strategy, max_size=max_base), st.integers(1, max_times)
+    )
 
 
 evidence = st.builds(
@@ -224,7 +230,9 @@ def assert_safe_message(payload: dict[str, Any]) -> None:
 
 @PROFILE
 @given(report, st.sampled_from(["queued", "researching", "synthesizing", "done", "failed"]), short_text, url)
-def test_cards_and_threads_are_always_valid(r: TriageReport, status: Any, error: str, thread: str | None) -> None:
+def test_cards_and_threads_are_always_valid(
+    r: TriageReport, status: Any, error: str, thread: str | None
+) -> None:
     state = CardState(
         ticket=r.ticket,
         run_id=r.run_id,
@@ -244,10 +252,21 @@ def test_cards_and_threads_are_always_valid(r: TriageReport, status: Any, error:
     for message in messages:
         assert_safe_message(message)
     assert_safe_message(retriage_message(r, None, r.summary))
-    assert_safe_message(retriage_message(r, r.model_copy(update={"root_cause": None, "known_bug": None}), error))
-    report_markdown(r).encode("utf-8")
+    assert_safe_message(
+        retriage_message(r, r.model_copy(update={"root_cause": None, "known_bug": None}), error)
+    )
+
+
+@settings(PROFILE, max_examples=20)
+@given(report)
+def test_markdown_and_text_never_carry_controls(r: TriageReport) -> None:
+    md = report_markdown(r)
+    md.encode("utf-8")  # valid UTF-8: no lone surrogates
     out = report_text(r)
-    assert "\x1b" not in out and "\x00" not in out
+    out.encode("utf-8")
+    for s in (md, out):
+        assert "\x1b" not in s and "\x00" not in s and "\u202e" not in s
+    assert "@here" not in md and "@channel" not in md and "@everyone" not in md
 
 
 @PROFILE
@@ -293,7 +312,9 @@ def test_packets_kb_followups_are_always_valid(
         related_links=items[:20],
     )
     assert_safe_message(kb_preview_message(article, file_note=body))
-    assert_safe_message(followup_message(FollowUpAnswer(answer=body, evidence_ids=items[:30], extra_evidence=evs)))
+    assert_safe_message(
+        followup_message(FollowUpAnswer(answer=body, evidence_ids=items[:30], extra_evidence=evs))
+    )
     packet_markdown(packet).encode("utf-8")
     kb_markdown(article).encode("utf-8")
 
@@ -301,7 +322,10 @@ def test_packets_kb_followups_are_always_valid(
 @PROFILE
 @given(short_text, text, st.booleans())
 def test_modals_are_always_valid(run_id: str, body: str, writeback: bool) -> None:
-    for view in (reply_modal(run_id, ReplyDraft(language=run_id, body=body), writeback), feedback_modal(run_id)):
+    for view in (
+        reply_modal(run_id, ReplyDraft(language=run_id, body=body), writeback),
+        feedback_modal(run_id),
+    ):
         assert validate_view(view) == [], validate_view(view)
         assert unsafe_markup(view) == []
 

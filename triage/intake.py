@@ -1059,7 +1059,7 @@ _ISSUE_WORDS: dict[IssueType, _KeywordIndex] = {
     IssueType.account: _phrases(
         *_words(
             "invoice|billing|charged|refund|password|2fa|two-factor|login|log in|sso|saml|invite|"
-            "delete my account|cancel|subscription|plan|factura|rechnung|facture|fatura"
+            "delete my account|cancel my|factura|rechnung|facture|fatura|reembolso|passwort"
         )
     ),
     IssueType.integration: _phrases(
