@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 SLACK_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+BACKLOG = 1024
 MAX_BODY = 2 * 1024 * 1024  # Slack payloads are small; refuse anything silly
 
 SERVICES_KEY = web.AppKey("services", object)
@@ -116,7 +117,9 @@ class HttpServer:
 async def start_http(app: web.Application, *, host: str = "0.0.0.0", port: int = 3000) -> HttpServer:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=10.0)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    # a deep accept backlog: a burst of new connections (a load balancer warming up, many commands at
+    # once) must queue in the kernel, not be dropped and retried by TCP a second later
+    site = web.TCPSite(runner, host, port, backlog=BACKLOG)
     await site.start()
     bound = port
     with contextlib.suppress(Exception):

@@ -155,7 +155,7 @@ class TriageEngine:
         t0 = time.perf_counter()
         await emit(progress, ProgressEvent(kind="phase", phase="intake"))
         clean = self.redactor.redact_ticket(ticket)
-        base = rule_intake(clean, self.playbooks, self.sdk_catalogue)
+        base = rule_intake(clean, self.playbooks, self.sdk_catalogue, unredacted=ticket)
         intake, intake_usage = await refine_intake(self.model, clean, base, self.playbooks)
         playbook = self.playbooks.get(intake.playbook_id) or playbook_for_area(
             self.playbooks, intake.product_area.value
