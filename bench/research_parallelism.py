@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.wiring import BundledTicketSource  # noqa: E402
-from triage.engine import TriageConfig, TriageEngine  # noqa: E402
-from triage.models import Evidence, EvidenceStatus, Intake, ResearchTask  # noqa: E402
-from triage.playbooks import Playbook, bundled_playbooks  # noqa: E402
+from bot.wiring import BundledTicketSource
+from triage.engine import TriageConfig, TriageEngine
+from triage.models import Evidence, EvidenceStatus, Intake, ResearchTask
+from triage.playbooks import Playbook, bundled_playbooks
 
 LATENCY_RANGES = {  # seconds, roughly what the real services answer in
     "posthog_mcp": (0.15, 0.9),
@@ -55,7 +55,9 @@ class SimulatedSource:
 
     async def execute(self, task: ResearchTask) -> list[Evidence]:
         await asyncio.sleep(float(task.arguments["delay"]))
-        return [Evidence(source=self.name, status=EvidenceStatus.ok, title=task.description, summary="simulated")]
+        return [
+            Evidence(source=self.name, status=EvidenceStatus.ok, title=task.description, summary="simulated")
+        ]
 
 
 def peak_rss_mb() -> float:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import statistics
 import sys
@@ -25,21 +26,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import aiohttp  # noqa: E402
-from pydantic import ValidationError  # noqa: E402
+import aiohttp
+from pydantic import ValidationError
+from slack_sdk.signature import SignatureVerifier
 
-from bot.delivery import runtime_for  # noqa: E402
-from tests.fakes.slack import FakeSlack  # noqa: E402
-from tests.fakes.zendesk import FakeZendesk  # noqa: E402
-from tests.slack_support import (  # noqa: E402
-    TRIAGE_CHANNEL,
-    ZD_EMAIL,
-    ZD_TOKEN,
-    SlackHarness,
-    example,
-    seed_ticket,
-)
-from triage.protocols import LanguageModelError, ModelResult  # noqa: E402
+# the app, the fakes and the harness are imported in run_batch(): the client process stays light
 
 FIRST_ID = 700000
 
@@ -51,10 +42,18 @@ class SlowModel:
         self.delay_s = delay_s
         self.calls = 0
 
-    async def complete(self, *, purpose: str, system: list[str], prompt: str, output_type: Any, max_tokens: int = 4096) -> Any:
+    async def complete(
+        self, *, purpose: str, system: list[str], prompt: str, output_type: Any, max_tokens: int = 4096
+    ) -> Any:
+        from triage.protocols import LanguageModelError, ModelResult
+
         self.calls += 1
         await asyncio.sleep(self.delay_s)
-        for candidate in ({}, {"summary": "Benchmark answer from a slow fake model."}, {"answer": "Benchmark."}):
+        for candidate in (
+            {},
+            {"summary": "Benchmark answer from a slow fake model."},
+            {"answer": "Benchmark."},
+        ):
             try:
                 return ModelResult(output=output_type.model_validate(candidate), model="slow-fake")
             except ValidationError:
@@ -71,6 +70,19 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def run_batch(n: int, model_delay: float, concurrency: int) -> dict[str, Any]:
+    from bot.delivery import runtime_for
+    from tests.fakes.slack import FakeSlack
+    from tests.fakes.zendesk import FakeZendesk
+    from tests.slack_support import (
+        SECRET,
+        TRIAGE_CHANNEL,
+        ZD_EMAIL,
+        ZD_TOKEN,
+        SlackHarness,
+        example,
+        seed_ticket,
+    )
+
     slack = FakeSlack()
     slack.start()
     zendesk = FakeZendesk()
@@ -88,20 +100,24 @@ async def run_batch(n: int, model_delay: float, concurrency: int) -> dict[str, A
             model=SlowModel(model_delay),
         )
         await h.start()
-        h.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-        await h.command("help")  # warm-up: auth.test, connection pool
-        sent_at: dict[int, float] = {}
-
-        async def one(i: int) -> float:
-            ticket = FIRST_ID + i
-            sent_at[ticket] = time.monotonic()
-            result = await h.command(str(ticket), name=f"b{ticket}")
-            if result.status != 200:
-                raise RuntimeError(f"HTTP {result.status}")
-            return result.elapsed_s
-
+        await h.command("help")  # warm-up: auth.test, imports
+        # The requests come from another process, as they would from Slack: the client's own CPU
+        # does not share the app's event loop. CLOCK_MONOTONIC is system-wide, so times compare.
         t0 = time.monotonic()
-        acks = await asyncio.gather(*(one(i) for i in range(n)))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--client",
+            h.url,
+            slack.url,
+            str(n),
+            SECRET,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await proc.communicate()
+        sent = json.loads(out.decode().strip().splitlines()[-1])
+        sent_at = {int(ticket): float(at) for ticket, at, _ in sent}
+        acks = [float(elapsed) for _, _, elapsed in sent]
         first_parent: dict[int, float] = {}
         deadline = time.monotonic() + 120
         while len(first_parent) < n and time.monotonic() < deadline:
@@ -137,12 +153,59 @@ async def run_batch(n: int, model_delay: float, concurrency: int) -> dict[str, A
     }
 
 
+async def client(url: str, slack_url: str, n: int, secret: str) -> None:
+    """The child process: fire N signed /triage commands at once, print [ticket, sent_at, ack_s] rows."""
+    from urllib.parse import urlencode
+
+    verifier = SignatureVerifier(secret)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def one(i: int) -> list[float]:
+            ticket = FIRST_ID + i
+            body = urlencode(
+                {
+                    "team_id": "T111",
+                    "channel_id": "C0SUPPORT",
+                    "user_id": "W111",
+                    "command": "/triage",
+                    "text": str(ticket),
+                    "api_app_id": "A111",
+                    "response_url": f"{slack_url}/response/b{ticket}",
+                    "trigger_id": f"1.2.{i}",
+                }
+            )
+            ts = str(int(time.time()))
+            headers = {
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Slack-Request-Timestamp": ts,
+                "X-Slack-Signature": verifier.generate_signature(timestamp=ts, body=body),
+            }
+            at = time.monotonic()
+            async with session.post(url, data=body.encode(), headers=headers) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"HTTP {resp.status}")
+            return [ticket, at, time.monotonic() - at]
+
+        rows = await asyncio.gather(*(one(i) for i in range(n)))
+    print(json.dumps(rows))
+
+
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="50,100,200")
     parser.add_argument("--model-delay", type=float, default=2.0)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--client", nargs=4, metavar=("URL", "SLACK_URL", "N", "SECRET"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
+    if args.client:
+        await client(args.client[0], args.client[1], int(args.client[2]), args.client[3])
+        return
     logging.basicConfig(level=logging.ERROR)
     for noisy in ("slack_bolt", "slack_sdk", "bot", "triage", "integrations", "mcp", "httpx", "zenpy"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
@@ -152,7 +215,9 @@ async def main() -> None:
         f"\n/triage ack benchmark — slow fake model {args.model_delay:.1f}s/call, "
         f"TRIAGE_CONCURRENCY={args.concurrency}, all local fakes\n"
     )
-    print("| concurrent | ack p50 | ack p99 | ack max | first parent p50 | first parent p99 | first parent max | parents |")
+    print(
+        "| concurrent | ack p50 | ack p99 | ack max | first parent p50 | first parent p99 | first parent max | parents |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(

@@ -27,7 +27,10 @@ from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-REFUSAL = "Sorry, you are not allowed to use the triage bot here. Ask an admin to add you to SLACK_ALLOWED_USERS or one of SLACK_ALLOWED_USERGROUPS."  # noqa: E501
+REFUSAL = (
+    "Sorry, you are not allowed to use the triage bot here. "
+    "Ask an admin to add you to SLACK_ALLOWED_USERS or one of SLACK_ALLOWED_USERGROUPS."
+)
 CHANNEL_REFUSAL = "The triage bot is not enabled in this channel. Use it in {channels}."
 SHARED_REFUSAL = "The triage bot does not work in Slack Connect (externally shared) channels."
 

@@ -29,7 +29,9 @@ EXIT_USAGE = 2
 EXIT_FAIL = 1
 
 _TICKET_RE = re.compile(r"^\s*#?(\d{1,12})\s*$")
-_TICKET_URL_RE = re.compile(r"^https?://[^\s/]+/(?:agent/tickets|api/v2/tickets|hc/[^/]+/requests)/(\d{1,12})")
+_TICKET_URL_RE = re.compile(
+    r"^https?://[^\s/]+/(?:agent/tickets|api/v2/tickets|hc/[^/]+/requests)/(\d{1,12})"
+)
 
 
 class UsageError(Exception):
@@ -114,12 +116,17 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     ids = [parse_ticket_ref(t) for t in args.ticket] if args.ticket else BundledTicketSource().ids()
     try:
         if settings.anthropic_api_key is None and not args.quiet:
-            print("demo: no ANTHROPIC_API_KEY, so reports are evidence-only (set it for full synthesis)", file=sys.stderr)
+            print(
+                "demo: no ANTHROPIC_API_KEY, so reports are evidence-only (set it for full synthesis)",
+                file=sys.stderr,
+            )
         for ticket_id in ids:
             if not args.quiet:
                 print(f"\n▶ triaging demo ticket #{ticket_id}", file=sys.stderr)
             ticket = await services.engine.fetch(ticket_id)
-            claim = await services.store.claim_run(ticket.id, f"{ticket.version_key}#demo-{uuid.uuid4().hex[:8]}", "cli")
+            claim = await services.store.claim_run(
+                ticket.id, f"{ticket.version_key}#demo-{uuid.uuid4().hex[:8]}", "cli"
+            )
             report = await services.engine.triage(
                 ticket, run_id=claim.run.run_id, progress=_progress_printer(not args.quiet)
             )
@@ -146,7 +153,9 @@ async def cmd_triage(args: argparse.Namespace, settings: Settings) -> int:
     services = build_services(settings)
     try:
         ticket = await services.engine.fetch(ticket_id)
-        claim = await services.store.claim_run(ticket.id, f"{ticket.version_key}#cli-{uuid.uuid4().hex[:8]}", "cli")
+        claim = await services.store.claim_run(
+            ticket.id, f"{ticket.version_key}#cli-{uuid.uuid4().hex[:8]}", "cli"
+        )
         try:
             report = await services.engine.triage(
                 ticket, run_id=claim.run.run_id, progress=_progress_printer(not args.quiet)
@@ -222,7 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="triage the bundled example tickets offline")
     p.add_argument("ticket", nargs="*", help="only these example tickets (default: all)")
-    p.add_argument("--use-database-url", action="store_true", help="store in DATABASE_URL instead of a temp SQLite")
+    p.add_argument(
+        "--use-database-url", action="store_true", help="store in DATABASE_URL instead of a temp SQLite"
+    )
     output(p)
     drafts(p)
 
@@ -241,15 +252,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("check", help="one OK/FAIL line per configured integration")
 
     p = sub.add_parser("run", help="run the Slack bot (Socket Mode if SLACK_APP_TOKEN is set, else --http)")
-    p.add_argument("--http", action="store_true", help="serve HTTP: /slack/events, /zendesk/webhook, /healthz")
+    p.add_argument(
+        "--http", action="store_true", help="serve HTTP: /slack/events, /zendesk/webhook, /healthz"
+    )
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--host", default="0.0.0.0")
     return parser
 
 
-def _configure_logging(settings: Settings | None, debug: bool) -> None:
-    level = logging.DEBUG if debug else getattr(logging, (settings.log_level if settings else "INFO").upper(), 20)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+def _configure_logging(settings: Settings | None, debug: bool, command: str) -> None:
+    level = (
+        logging.DEBUG if debug else getattr(logging, (settings.log_level if settings else "INFO").upper(), 20)
+    )
+    if command != "run" and not debug:
+        level = max(level, logging.WARNING)  # one-shot commands print results, not service logs
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     try:
         from triage.redaction import SecretFilter
 
@@ -271,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     settings: Settings | None = None
     try:
         settings = Settings()
-        _configure_logging(settings, args.debug)
+        _configure_logging(settings, args.debug, args.command)
         if args.command == "render":
             return cmd_render(args)
         if args.command == "schema":
@@ -297,7 +316,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        print(f"triagebot: unexpected error: {type(exc).__name__}: {str(exc)[:300]} (rerun with --debug)", file=sys.stderr)
+        print(
+            f"triagebot: unexpected error: {type(exc).__name__}: {str(exc)[:300]} (rerun with --debug)",
+            file=sys.stderr,
+        )
         return EXIT_FAIL
 
 

@@ -224,6 +224,15 @@ class CardUpdater:
         except Exception as exc:
             log.warning("card update failed: %s", slack_error(exc))
 
+    async def cancel(self) -> None:
+        """Stop without sending anything more (idempotent)."""
+        self._closed.set()
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def close(self, final: CardState | None = None) -> None:
         self._closed.set()
         self._dirty.set()
@@ -470,13 +479,27 @@ async def _safe_callback(callback: OnThread, result: DeliveryResult) -> None:
 async def _run(
     services: Services, rt: SlackRuntime, ticket: Ticket, state: CardState, result: DeliveryResult
 ) -> DeliveryResult:
-    client, store = rt.client, services.store
-    channel, thread_ts, run_id = result.channel, result.thread_ts, result.run_id
-
     async def send(card: CardState) -> None:
-        await update_message(client, channel, thread_ts, parent_message(card))
+        await update_message(rt.client, result.channel, result.thread_ts, parent_message(card))
 
     updater = CardUpdater(send, services.settings.slack_update_interval_seconds)
+    try:
+        return await _run_tracked(services, rt, ticket, state, result, updater)
+    finally:
+        # on cancellation (shutdown) the run stays "running" and is taken over once its heartbeat is stale
+        await updater.cancel()
+
+
+async def _run_tracked(
+    services: Services,
+    rt: SlackRuntime,
+    ticket: Ticket,
+    state: CardState,
+    result: DeliveryResult,
+    updater: CardUpdater,
+) -> DeliveryResult:
+    client, store = rt.client, services.store
+    channel, thread_ts, run_id = result.channel, result.thread_ts, result.run_id
     tracker = ProgressTracker(state)
 
     async def progress(event: ProgressEvent) -> None:

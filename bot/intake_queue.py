@@ -27,7 +27,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -157,16 +158,16 @@ class TriageQueue:
             await self._fail_if_running(run.run_id, error)
         else:
             self.stats.completed += 1
-            await self._fail_if_running(run.run_id, "the run ended without a result")
+            await self._fail_if_running(run.run_id, "the run ended without a result", unexpected=True)
         finally:
             if not started:
                 self.stats.waiting -= 1
 
-    async def _fail_if_running(self, run_id: str, error: str) -> None:
+    async def _fail_if_running(self, run_id: str, error: str, *, unexpected: bool = False) -> None:
         try:
             record = await self.store.get_run(run_id)
             if record is not None and record.status is RunStatus.running:
-                if error == "the run ended without a result":
+                if unexpected:
                     log.warning("run %s returned without finish_run/fail_run: marking it failed", run_id)
                 await self.store.fail_run(run_id, error)
         except Exception:
@@ -281,7 +282,7 @@ def ticket_dispatcher(
     queue: TriageQueue,
     get_ticket: Callable[[int], Awaitable[Ticket]],
     ticket_filter: TicketFilter | None = None,
-) -> Callable[[int, str], Awaitable[Claim | None]]:
+) -> Callable[[int, str], Coroutine[Any, Any, Claim | None]]:
     """A `dispatch(ticket_id, trigger)` for triggers that only carry an id (the webhook).
 
     Fetches the ticket (its `version_key` is the claim key, identical to the poller's

@@ -76,7 +76,9 @@ def build_sources(settings: Settings) -> list[ResearchSource]:
         )
     for server in settings.mcp_servers:
         sources.append(
-            ExtraMcpSource(server, timeout_s=settings.source_timeout_seconds, max_retries=settings.source_max_retries)
+            ExtraMcpSource(
+                server, timeout_s=settings.source_timeout_seconds, max_retries=settings.source_max_retries
+            )
         )
     sources.append(
         GitHubSource(
@@ -166,7 +168,9 @@ class BundledTicketSource:
 
 
 def _recorded(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((resources.files("integrations") / "recorded" / name).read_text("utf-8"))
+    data: dict[str, Any] = json.loads(
+        (resources.files("integrations") / "recorded" / name).read_text("utf-8")
+    )
     return data
 
 

@@ -40,8 +40,10 @@ TOLERANCE_S = 300
 MAX_BODY = 256 * 1024  # a trigger body is tiny; refuse anything silly before hashing it
 TRIGGER = "webhook"
 
-Dispatch = Callable[[int, str], Awaitable[object]]
-Spawn = Callable[[Awaitable[Any]], object]  # e.g. asyncio.ensure_future + keep a reference
+# an `async def dispatch(ticket_id, trigger)`; `spawn` starts the coroutine in the background and keeps
+# a reference (e.g. SlackRuntime.spawn, so shutdown drains it)
+Dispatch = Callable[[int, str], Coroutine[Any, Any, object]]
+Spawn = Callable[[Coroutine[Any, Any, Any]], object]
 
 
 def sign(secret: str, timestamp: str, raw_body: bytes) -> str:
@@ -166,8 +168,7 @@ def make_webhook_handler(
         try:
             spawn(work)
         except Exception:
-            if isinstance(work, Coroutine):
-                work.close()
+            work.close()  # never started: do not leave an un-awaited coroutine behind
             log.exception("Zendesk webhook: could not start the triage of #%s", ticket_id)
             return _problem(503, "could not start the triage; retry later")
         log.info("Zendesk webhook: ticket #%s accepted", ticket_id)

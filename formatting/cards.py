@@ -88,6 +88,10 @@ STATUS_EMOJI: dict[EvidenceStatus, str] = {
 PRIORITY_EMOJI = {"urgent": "🔴", "high": "🟠", "normal": "🟡", "low": "🟢"}
 EVIDENCE_ONLY = "Evidence only — no model"
 
+# Pass with every chat.postMessage / chat.postEphemeral of these payloads (never set link_names or
+# parse="full"): bot messages quoting ticket text must not unfurl.
+SEND_OPTIONS: dict[str, bool] = {"unfurl_links": False, "unfurl_media": False}
+
 LIST_CAP = 50  # items shown per list in the thread; the rest is counted
 ITEM_MAX = 600  # characters per list item
 CODE_MAX = 2900  # a draft reply shown in a code block (fences included < 3000)
@@ -454,7 +458,7 @@ def report_messages(report: TriageReport) -> list[dict[str, Any]]:
         reason = f" {safe_inline(report.degraded_reason, 500)}" if report.degraded_reason else ""
         pager.add(_section(f"⚠️ *{EVIDENCE_ONLY}.*{reason} The findings below are the raw research results."))
     if report.summary:
-        pager.text(f"*What's going on*\n{safe_mrkdwn(report.summary)}")
+        pager.text(f"*What's going on*\n{safe_mrkdwn(clip(report.summary, 8000))}")
     if report.root_cause:
         pager.text(f"*Root cause:* {_finding_line(report.root_cause, 2500)}")
     else:

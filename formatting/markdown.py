@@ -5,7 +5,8 @@ Untrusted text is sanitized (control characters dropped) and Markdown-significan
 backslash-escaped, so input cannot create links, images, HTML, tables cells or headings. Broadcast
 words (``@here``/``@channel``/``@everyone``) get a zero-width joiner; other ``@`` are left intact so
 package names such as ``@posthog/react`` stay copyable. Code blocks use a fence longer than any
-backtick run in their content, so the content is shown verbatim and cannot close the fence.
+backtick run in their content, so the content is shown verbatim (broadcast words aside) and cannot
+close the fence.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def md_code(text: str, info: str = "text") -> str:
     body = sanitize(text).strip("\n")
     longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
     fence = "`" * max(3, longest + 1)
-    return f"{fence}{info}\n{body}\n{fence}"
+    return f"{fence}{info}\n{_broadcasts(body)}\n{fence}"
 
 
 def md_link(url: str | None, label: str) -> str:

@@ -7,7 +7,16 @@ import os
 import pytest
 
 # Settings come from the test, never from a developer's shell or .env.
-_PREFIXES = ("SLACK_", "ZENDESK_", "ANTHROPIC_", "POSTHOG_", "GITHUB_", "TRIAGE_", "DATABASE_URL", "MCP_SERVERS")
+_PREFIXES = (
+    "SLACK_",
+    "ZENDESK_",
+    "ANTHROPIC_",
+    "POSTHOG_",
+    "GITHUB_",
+    "TRIAGE_",
+    "DATABASE_URL",
+    "MCP_SERVERS",
+)
 
 
 @pytest.fixture(autouse=True)

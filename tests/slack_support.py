@@ -84,7 +84,9 @@ def seed_ticket(zd: FakeZendesk, ticket: Ticket) -> None:
 
 
 def _recorded(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((resources.files("integrations") / "recorded" / name).read_text("utf-8"))
+    data: dict[str, Any] = json.loads(
+        (resources.files("integrations") / "recorded" / name).read_text("utf-8")
+    )
     return data
 
 
@@ -97,7 +99,12 @@ def replay_sources(timeout_s: float = 10.0) -> list[ResearchSource]:
             timeout_s=timeout_s,
             server=build_posthog_like_server(_recorded("posthog_mcp.json")),
         ),
-        GitHubSource("https://github.invalid", "", transport=replay_transport(_recorded("github.json")), timeout_s=timeout_s),
+        GitHubSource(
+            "https://github.invalid",
+            "",
+            transport=replay_transport(_recorded("github.json")),
+            timeout_s=timeout_s,
+        ),
         RegistrySource(
             "https://npm.invalid",
             "https://pypi.invalid",
@@ -288,10 +295,21 @@ class SlackHarness:
             "api_app_id": "A111",
             "token": "legacy",
             "trigger_id": f"111.222.{uuid.uuid4().hex[:6]}",
-            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False},
+            "container": {
+                "type": "message",
+                "message_ts": message_ts,
+                "channel_id": channel,
+                "is_ephemeral": False,
+            },
             "team": {"id": "T111", "domain": "acme"},
             "channel": {"id": channel, "name": "escalations"},
-            "message": {"type": "message", "bot_id": "B0BOT", "user": "U0BOT", "ts": message_ts, "text": "card"},
+            "message": {
+                "type": "message",
+                "bot_id": "B0BOT",
+                "user": "U0BOT",
+                "ts": message_ts,
+                "text": "card",
+            },
             "response_url": self.slack.response_url(name or f"act-{uuid.uuid4().hex[:8]}"),
             "actions": [
                 {
@@ -309,7 +327,12 @@ class SlackHarness:
         return await self.post(body, "application/x-www-form-urlencoded")
 
     async def view_submission(
-        self, callback_id: str, private_metadata: str, values: dict[str, dict[str, str]], *, user: str = "W111"
+        self,
+        callback_id: str,
+        private_metadata: str,
+        values: dict[str, dict[str, str]],
+        *,
+        user: str = "W111",
     ) -> Sent:
         state = {
             block: {action: {"type": "plain_text_input", "value": value} for action, value in actions.items()}
@@ -353,7 +376,13 @@ class SlackHarness:
             "event_time": int(time.time()),
             "is_ext_shared_channel": shared,
             "authorizations": [
-                {"enterprise_id": None, "team_id": "T111", "user_id": "U0BOT", "is_bot": True, "is_enterprise_install": False}
+                {
+                    "enterprise_id": None,
+                    "team_id": "T111",
+                    "user_id": "U0BOT",
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
             ],
             "event": {"team": "T111", "event_ts": event.get("ts", ""), **event},
         }

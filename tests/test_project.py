@@ -16,10 +16,32 @@ from bot.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 
 FORBIDDEN = {
-    "triage": {"bot", "integrations", "formatting", "slack_bolt", "slack_sdk", "zenpy", "anthropic", "mcp", "httpx",
-               "httpx2", "sqlalchemy", "aiohttp"},
-    "formatting": {"bot", "integrations", "slack_bolt", "slack_sdk", "zenpy", "anthropic", "mcp", "httpx",
-                   "sqlalchemy", "aiohttp"},
+    "triage": {
+        "bot",
+        "integrations",
+        "formatting",
+        "slack_bolt",
+        "slack_sdk",
+        "zenpy",
+        "anthropic",
+        "mcp",
+        "httpx",
+        "httpx2",
+        "sqlalchemy",
+        "aiohttp",
+    },
+    "formatting": {
+        "bot",
+        "integrations",
+        "slack_bolt",
+        "slack_sdk",
+        "zenpy",
+        "anthropic",
+        "mcp",
+        "httpx",
+        "sqlalchemy",
+        "aiohttp",
+    },
     "integrations": {"bot", "slack_bolt"},
 }
 
@@ -61,9 +83,13 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert ci in readme
 
 
-@pytest.mark.skipif(shutil.which("ruff", path=str(Path(sys.executable).parent)) is None, reason="ruff not installed")
+@pytest.mark.skipif(
+    shutil.which("ruff", path=str(Path(sys.executable).parent)) is None, reason="ruff not installed"
+)
 def test_ruff_clean() -> None:
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
     assert ruff
-    result = subprocess.run([ruff, "check", "--quiet", str(ROOT)], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [ruff, "check", "--quiet", str(ROOT)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr

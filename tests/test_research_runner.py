@@ -31,7 +31,8 @@ class SleepySource:
                 raise RuntimeError("backend exploded")
             n = int(task.arguments.get("rows", 1))
             return [
-                Evidence(source=self.name, status=EvidenceStatus.ok, title=f"{task.key} row {i}") for i in range(n)
+                Evidence(source=self.name, status=EvidenceStatus.ok, title=f"{task.key} row {i}")
+                for i in range(n)
             ]
         finally:
             self.running -= 1
@@ -108,7 +109,11 @@ async def test_progress_callback_sync_async_and_failing() -> None:
 
 async def test_summarize_sources_counts_per_source() -> None:
     a, b = SleepySource("a"), SleepySource("b")
-    tasks = [task("a1", source="a"), task("a2", source="a", **{"raise": True}), task("b1", source="b", delay=2)]
+    tasks = [
+        task("a1", source="a"),
+        task("a2", source="a", **{"raise": True}),
+        task("b1", source="b", delay=2),
+    ]
     evidence = await run_research(tasks, {"a": a, "b": b}, deadline_s=5, task_timeout_s=0.1)
     summary = {s.source: s for s in summarize_sources(tasks, evidence)}
     assert summary["a"].count == 2 and summary["a"].ok == 1 and summary["a"].failed == 1

@@ -51,7 +51,9 @@ async def test_allowed_users_and_usergroups(tmp_path: Path) -> None:
         await h.idle()
         assert len(h.slack.messages) == before  # no answer…
         eph = h.slack.calls_to("chat.postEphemeral")
-        assert eph and eph[-1].params["user"] == "W999" and "not allowed" in eph[-1].params["text"]  # …but told why
+        assert (
+            eph and eph[-1].params["user"] == "W999" and "not allowed" in eph[-1].params["text"]
+        )  # …but told why
     finally:
         await close_harness(h)
 

@@ -31,10 +31,7 @@ async def h(tmp_path: Path) -> AsyncIterator[SlackHarness]:
 
 def _action_ids(blocks: list[dict[str, Any]]) -> set[str]:
     return {
-        el.get("action_id", "")
-        for b in blocks
-        if b.get("type") == "actions"
-        for el in b.get("elements", [])
+        el.get("action_id", "") for b in blocks if b.get("type") == "actions" for el in b.get("elements", [])
     }
 
 
@@ -57,7 +54,9 @@ def test_parse_ticket_refs(text: str, ticket: int, rerun: bool) -> None:
     assert (parsed.ticket_id, parsed.rerun, parsed.error) == (ticket, rerun, "")
 
 
-@pytest.mark.parametrize("text", ["banana", "48291 48302", "#abc", "https://example.com/foo/48291", "<!channel>"])
+@pytest.mark.parametrize(
+    "text", ["banana", "48291 48302", "#abc", "https://example.com/foo/48291", "<!channel>"]
+)
 def test_parse_garbage(text: str) -> None:
     parsed = parse_command(text)
     assert parsed.ticket_id is None and parsed.error
@@ -87,7 +86,9 @@ async def test_bad_stale_and_missing_signatures_get_401_and_start_nothing(h: Sla
 
 
 async def test_url_verification(h: SlackHarness) -> None:
-    sent = await h.post(json.dumps({"type": "url_verification", "challenge": "abc123", "token": "x"}), "application/json")
+    sent = await h.post(
+        json.dumps({"type": "url_verification", "challenge": "abc123", "token": "x"}), "application/json"
+    )
     assert sent.status == 200
     assert "abc123" in sent.body
 
@@ -184,7 +185,11 @@ async def test_twenty_concurrent_commands_make_one_run_and_one_thread(h: SlackHa
     assert all(("already" in t) for t in texts if not t.startswith("Triaging"))
     assert all("https://acme.slack.com/archives/C0TRIAGE/p" in t for t in texts)
     assert len(h.slack.top_level(TRIAGE_CHANNEL)) == 1
-    reports = [m for m in h.slack.messages.values() if m.thread_ts and "Triage report" in m.text + json.dumps(m.blocks)]
+    reports = [
+        m
+        for m in h.slack.messages.values()
+        if m.thread_ts and "Triage report" in m.text + json.dumps(m.blocks)
+    ]
     assert len(reports) == 1
 
 
@@ -317,4 +322,3 @@ async def test_socket_mode_runner_starts_against_a_fake(tmp_path: Path) -> None:
         if handler is not None:
             await handler.close_async()
         await close_harness(h)
-

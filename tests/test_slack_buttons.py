@@ -42,10 +42,7 @@ def _thread_text(h: SlackHarness, run: RunRecord) -> list[str]:
 
 
 def _notes(h: SlackHarness, ticket_id: int) -> list[dict[str, object]]:
-    return [
-        r.json()
-        for r in h.zendesk.calls(f"/api/v2/tickets/{ticket_id}.json", method="PUT")
-    ]
+    return [r.json() for r in h.zendesk.calls(f"/api/v2/tickets/{ticket_id}.json", method="PUT")]
 
 
 async def test_escalation_packet_once_then_link(h: SlackHarness) -> None:
@@ -59,7 +56,9 @@ async def test_escalation_packet_once_then_link(h: SlackHarness) -> None:
 
     await h.action(ACTION_PACKET, run.run_id, name="p2")
     again = await h.wait_response("p2")
-    assert again["text"].startswith("Already posted in the thread → <https://acme.slack.com/archives/C0TRIAGE/p")
+    assert again["text"].startswith(
+        "Already posted in the thread → <https://acme.slack.com/archives/C0TRIAGE/p"
+    )
     await h.idle()
     assert len(h.slack.messages) == n_messages  # nothing posted twice
     artefact = await h.svc.store.get_artefact(run.run_id, "packet")
@@ -97,7 +96,9 @@ async def test_reply_modal_without_writeback_shows_text_for_copying(h: SlackHarn
     assert view["callback_id"] == VIEW_REPLY and view["private_metadata"] == run.run_id
     assert "Nothing is sent" in json.dumps(view)
 
-    sent = await h.view_submission(VIEW_REPLY, run.run_id, {REPLY_BLOCK: {REPLY_INPUT: "Hi Jane, <!here> we found it."}})
+    sent = await h.view_submission(
+        VIEW_REPLY, run.run_id, {REPLY_BLOCK: {REPLY_INPUT: "Hi Jane, <!here> we found it."}}
+    )
     assert sent.status == 200
     await h.idle()
     assert _notes(h, 48291) == []  # write-back is off: nothing goes to Zendesk
@@ -118,7 +119,9 @@ async def test_reply_modal_with_writeback_adds_one_private_note(tmp_path: Path) 
         empty = await h.view_submission(VIEW_REPLY, run.run_id, {REPLY_BLOCK: {REPLY_INPUT: "  "}})
         assert empty.json()["response_action"] == "errors"
 
-        await h.view_submission(VIEW_REPLY, run.run_id, {REPLY_BLOCK: {REPLY_INPUT: "Hi Jane, fixed in 1.2.3."}})
+        await h.view_submission(
+            VIEW_REPLY, run.run_id, {REPLY_BLOCK: {REPLY_INPUT: "Hi Jane, fixed in 1.2.3."}}
+        )
         await h.idle()
         notes = _notes(h, 48291)
         assert len(notes) == 1
@@ -142,7 +145,9 @@ async def test_feedback_votes_and_comment_are_stored(h: SlackHarness) -> None:
     await h.idle()
     modal = h.slack.calls_to("views.open")[-1].params["view"]
     assert modal["callback_id"] == VIEW_FEEDBACK and modal["private_metadata"] == run.run_id
-    await h.view_submission(VIEW_FEEDBACK, run.run_id, {FEEDBACK_BLOCK: {FEEDBACK_INPUT: "wrong SDK"}}, user="W222")
+    await h.view_submission(
+        VIEW_FEEDBACK, run.run_id, {FEEDBACK_BLOCK: {FEEDBACK_INPUT: "wrong SDK"}}, user="W222"
+    )
     await h.idle()
     votes = {(f.user_id, f.vote, f.comment) for f in await h.svc.store.feedback_for_run(run.run_id)}
     assert votes == {("W111", "up", ""), ("W222", "down", "wrong SDK")}

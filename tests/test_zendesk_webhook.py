@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,7 @@ class Harness:
         await asyncio.sleep(self.delay)
         self.dispatched.append((ticket_id, trigger))
 
-    def spawn(self, work: Awaitable[Any]) -> asyncio.Future[Any]:
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
         fut = asyncio.ensure_future(work)
         self.tasks.add(fut)
         fut.add_done_callback(self.tasks.discard)
@@ -245,7 +245,7 @@ async def test_answers_before_the_triage_finishes(
 
 
 async def test_spawn_failure_is_503_and_no_coroutine_leaks(h: Harness) -> None:
-    def broken_spawn(work: Awaitable[Any]) -> None:
+    def broken_spawn(work: Coroutine[Any, Any, Any]) -> None:
         raise RuntimeError("shutting down")
 
     app = web.Application()

@@ -29,7 +29,14 @@ from triage.models import (
     TriageReport,
 )
 from triage.playbooks import Playbook, SdkSpec, load_sdk_catalogue, playbook_for_area
-from triage.protocols import ConfigError, LanguageModel, ProgressCallback, ProgressEvent, ResearchSource, TicketSource
+from triage.protocols import (
+    ConfigError,
+    LanguageModel,
+    ProgressCallback,
+    ProgressEvent,
+    ResearchSource,
+    TicketSource,
+)
 from triage.redaction import Redactor
 from triage.research import emit, run_research, summarize_sources
 from triage.store import AuditEntry
@@ -106,14 +113,16 @@ class TriageEngine:
                     result = closer()
                     if inspect.isawaitable(result):
                         await result
-                except Exception:  # noqa: BLE001 - best effort on shutdown
+                except Exception:
                     log.debug("close failed for %s", type(item).__name__)
 
     # ------------------------------------------------------------ the pipeline
 
     async def fetch(self, ticket_id: int) -> Ticket:
         if self.tickets is None:
-            raise ConfigError("no ticket source configured: set ZENDESK_URL (or ZENDESK_SUBDOMAIN) and credentials")
+            raise ConfigError(
+                "no ticket source configured: set ZENDESK_URL (or ZENDESK_SUBDOMAIN) and credentials"
+            )
         return await self.tickets.get_ticket(ticket_id)
 
     def _plan(self, intake: Intake, playbook: Playbook) -> tuple[list[ResearchTask], list[Evidence]]:
@@ -123,7 +132,7 @@ class TriageEngine:
         for source in self.sources:
             try:
                 planned = source.plan(intake, playbook)
-            except Exception as exc:  # noqa: BLE001 - a planning bug in one source must not sink the run
+            except Exception as exc:
                 failures.append(
                     Evidence(
                         source=source.name,
@@ -223,7 +232,9 @@ class TriageEngine:
         if self.audit is None:
             return
         entries = [
-            AuditEntry(run_id=run_id, source=e.source, tool=e.tool, status=e.status.value, latency_ms=e.latency_ms)
+            AuditEntry(
+                run_id=run_id, source=e.source, tool=e.tool, status=e.status.value, latency_ms=e.latency_ms
+            )
             for e in evidence
         ]
         if report.usage.calls:
@@ -238,7 +249,7 @@ class TriageEngine:
             )
         try:
             await self.audit(entries)
-        except Exception:  # noqa: BLE001 - auditing must never sink a report
+        except Exception:
             log.warning("audit write failed for run %s", run_id)
 
     # ------------------------------------------------------------ drafts and follow-ups

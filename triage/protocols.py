@@ -68,7 +68,7 @@ class ResearchSource(Protocol):
 
 
 @dataclass
-class ModelResult(Generic[T]):  # noqa: UP046  (3.11 has no PEP 695 syntax)
+class ModelResult(Generic[T]):
     output: T
     usage: Usage = field(default_factory=Usage)
     model: str = ""

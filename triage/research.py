@@ -27,7 +27,7 @@ async def emit(progress: ProgressCallback | None, event: ProgressEvent) -> None:
         result = progress(event)
         if inspect.isawaitable(result):
             await result
-    except Exception:  # noqa: BLE001 - progress is cosmetic; research must go on
+    except Exception:
         pass
 
 
@@ -84,7 +84,7 @@ async def _run_one(
             rows = [_failure(task, EvidenceStatus.timeout, f"no answer within {task_timeout_s:g} s", ms)]
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a source failure is evidence, not a crash
+        except Exception as exc:
             ms = int((time.perf_counter() - t0) * 1000)
             rows = [_failure(task, EvidenceStatus.error, f"{type(exc).__name__}: {str(exc)[:200]}", ms)]
     ms = int((time.perf_counter() - t0) * 1000)
@@ -151,7 +151,7 @@ async def run_research(
         for task in tasks
     ]
     if pending:
-        done, not_done = await asyncio.wait(pending, timeout=deadline_s)
+        _, not_done = await asyncio.wait(pending, timeout=deadline_s)
         for straggler in not_done:
             straggler.cancel()
         if not_done:
@@ -161,7 +161,12 @@ async def run_research(
     for task, handle in zip(tasks, pending, strict=True):
         if handle.cancelled():
             rows = [
-                _failure(task, EvidenceStatus.timeout, f"cut by the research deadline ({deadline_s:g} s)", deadline_ms)
+                _failure(
+                    task,
+                    EvidenceStatus.timeout,
+                    f"cut by the research deadline ({deadline_s:g} s)",
+                    deadline_ms,
+                )
             ]
             counter[0] += 1
             await emit(
