@@ -24,6 +24,7 @@ import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 30.0
+STALE_AFTER_S = 600.0  # the store's default claim takeover age
 THREAD_WAIT_S = 10.0  # how long a second caller waits for the owner's card before answering without a link
 SLACK_TIMEOUT_S = 30
 
@@ -326,6 +328,14 @@ async def _existing(services: Services, rt: SlackRuntime, run: RunRecord) -> Del
     )
 
 
+def _stale(run: RunRecord) -> bool:
+    """A running run whose owner stopped heart-beating (crashed): a Re-run may start a new one."""
+    if run.updated_at is None:
+        return False
+    updated = run.updated_at if run.updated_at.tzinfo else run.updated_at.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - updated).total_seconds() > STALE_AFTER_S
+
+
 def _card(ticket: Ticket, run_id: str) -> CardState:
     return CardState(ticket=TicketSummary.of(ticket), run_id=run_id, status="queued", ticket_url=ticket.url)
 
@@ -416,7 +426,7 @@ async def triage_ticket(
     version = ticket.version_key
     if force:
         latest = await store.latest_run(ticket_id)
-        if latest is not None and latest.status == RunStatus.running:
+        if latest is not None and latest.status == RunStatus.running and not _stale(latest):
             result = await _existing(services, rt, latest)
             if on_thread is not None:
                 await _safe_callback(on_thread, result)
@@ -544,7 +554,3 @@ async def _run_tracked(
     await updater.close(final)
     result.status, result.report = "done", report
     return result
-
-
-async def load_run(services: Services, run_id: str) -> RunRecord | None:
-    return await services.store.get_run(run_id)
