@@ -65,10 +65,26 @@ def _checks(settings: Settings) -> list[Check]:
 
     model = wiring.build_model(settings)
     if model is not None:
-        checks.append(("anthropic", lambda: _call_check(model)))
+
+        async def llm() -> str:
+            try:
+                return await _call_check(model)
+            finally:
+                await model.aclose()  # type: ignore[attr-defined]
+
+        checks.append(("anthropic", llm))
 
     for source in wiring.build_sources(settings):
-        checks.append((source.name, lambda s=source: _call_check(s)))  # type: ignore[misc]
+
+        async def src_check(src: object = source) -> str:
+            try:
+                return await _call_check(src)
+            finally:
+                closer = getattr(src, "aclose", None)
+                if callable(closer):
+                    await closer()
+
+        checks.append((source.name, src_check))
     return checks
 
 

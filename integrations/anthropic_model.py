@@ -203,6 +203,16 @@ class AnthropicModel:
     async def aclose(self) -> None:
         await self._client.close()
 
+    async def check(self) -> str:
+        """For `triagebot check`: count tokens of a tiny prompt (reaches the API, generates nothing)."""
+        try:
+            counted = await self._client.messages.count_tokens(
+                model=self.synthesis_model, messages=[{"role": "user", "content": "ping"}]
+            )
+        except Exception as exc:
+            raise LanguageModelError(_error_message(exc, self.synthesis_model)) from exc
+        return f"{self.synthesis_model} reachable ({counted.input_tokens} tokens counted)"
+
     async def __aenter__(self) -> AnthropicModel:
         return self
 

@@ -446,6 +446,16 @@ class GitHubSource:
             expect=expect,
         )
 
+    async def check(self) -> str:
+        """For `triagebot check`: the search rate limit left for this token."""
+        async with httpx.AsyncClient(transport=self._transport, headers=self._headers()) as client:
+            data = await self._get(client, "/rate_limit")
+        search = (data.get("resources") or {}).get("search") or {}
+        who = "token" if self._token else "no token"
+        return (
+            f"{self.api_url} ({who}), search {search.get('remaining', '?')}/{search.get('limit', '?')} left"
+        )
+
     async def execute(self, task: ResearchTask) -> list[Evidence]:
         started = time.monotonic()
         queries = [str(q) for q in task.arguments.get("queries") or [] if q]

@@ -720,6 +720,13 @@ class McpCapabilitySource:
     async def aclose(self) -> None:
         await self.client.aclose()
 
+    async def check(self) -> str:
+        """For `triagebot check`: connect, list tools, and say how many pass the read-only guard."""
+        if not await self.start() or self.client.tools is None:
+            raise RuntimeError(self.discovery_error or "could not connect")
+        permitted = self.client.guard.permitted(self.client.tools)
+        return f"{len(self.client.tools)} tools offered, {len(permitted)} allowed (read-only)"
+
     @property
     def discovery_error(self) -> str:
         return self.client.discovery_error

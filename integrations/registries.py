@@ -147,6 +147,24 @@ class RegistrySource:
             return f"{self.npm_url}/{quote(package, safe='@')}/latest"
         return f"{self.pypi_url}/pypi/{quote(package, safe='')}/json"
 
+    async def check(self) -> str:
+        """For `triagebot check`: both registries answer for the default SDK packages."""
+        async with httpx.AsyncClient(transport=self._transport, headers={"User-Agent": USER_AGENT}) as client:
+            found = []
+            for registry, package in (("npm", "posthog-js"), ("pypi", "posthog")):
+                data = await get_json(
+                    client,
+                    self.url_for(registry, package),
+                    timeout_s=self.timeout_s,
+                    max_retries=self.max_retries,
+                    max_wait_s=self.max_wait_s,
+                    backoff_s=self.backoff_s,
+                    service=registry,
+                )
+                version = data.get("version") or (data.get("info") or {}).get("version")
+                found.append(f"{package} {version}")
+        return f"{self.npm_url}, {self.pypi_url}: " + ", ".join(found)
+
     async def execute(self, task: ResearchTask) -> list[Evidence]:
         started = time.monotonic()
         args = task.arguments

@@ -147,12 +147,19 @@ class FakeAnthropic(FakeServer):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
 
     def _error(
         self, status: int, error_type: str, message: str, headers: dict[str, str] | None = None
     ) -> web.Response:
         body = {"type": "error", "error": {"type": error_type, "message": message}, "request_id": "req_fake"}
         return json_response(body, status=status, headers={"request-id": "req_fake", **(headers or {})})
+
+    async def _count_tokens(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorised(request):
+            return self._error(401, "authentication_error", "invalid x-api-key")
+        body = await request.json()
+        return json_response({"input_tokens": max(1, len(json.dumps(body)) // 4)})
 
     def _authorised(self, request: web.Request) -> bool:
         auth = request.headers.get("Authorization", "")

@@ -109,6 +109,7 @@ class GitHubFake(FakeServer):
         app.router.add_get(f"{p}/repos/{{owner}}/{{repo}}/issues/{{number}}", self._issue)
         app.router.add_get(f"{p}/repos/{{owner}}/{{repo}}/issues/{{number}}/timeline", self._timeline)
         app.router.add_get(f"{p}/repos/{{owner}}/{{repo}}/releases", self._releases)
+        app.router.add_get(f"{p}/rate_limit", self._rate_limit)
 
     def fail(self, kind: str, *failures: str) -> None:
         self.failures.setdefault(kind, []).extend(failures)
@@ -162,6 +163,10 @@ class GitHubFake(FakeServer):
             return json_response({"total_count": len(items), "incomplete_results": False, "items": items})
         finally:
             self.in_flight -= 1
+
+    async def _rate_limit(self, request: web.Request) -> web.StreamResponse:
+        search = {"limit": 30, "remaining": 29, "reset": int(time.time()) + 60, "used": 1}
+        return json_response({"resources": {"search": search}, "rate": search})
 
     def _key(self, request: web.Request) -> str:
         info = request.match_info
