@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from integrations.mcp_client import (
     ClientFactory,
+    McpSourceLifecycle,
     McpToolClient,
     ToolOutcome,
     bounded,
@@ -59,7 +60,7 @@ class McpServerConfig(Protocol):
     def calls(self) -> Mapping[str, Mapping[str, Any]]: ...
 
 
-class ExtraMcpSource:
+class ExtraMcpSource(McpSourceLifecycle):
     """`ResearchSource` for one extra MCP server; `name` is the server's name from MCP_SERVERS.
 
     Pass either explicit parameters or one MCP_SERVERS entry: `ExtraMcpSource(entry, timeout_s=...)`.
@@ -109,23 +110,6 @@ class ExtraMcpSource:
             concurrency=concurrency,
             backoff_s=backoff_s,
         )
-
-    async def start(self) -> bool:
-        return await self.client.start()
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
-
-    async def check(self) -> str:
-        """For `triagebot check`: connect, list tools, and say how many pass the read-only guard."""
-        if not await self.start() or self.client.tools is None:
-            raise RuntimeError(self.discovery_error or "could not connect")
-        permitted = self.client.guard.permitted(self.client.tools)
-        return f"{len(self.client.tools)} tools offered, {len(permitted)} allowed (read-only)"
-
-    @property
-    def discovery_error(self) -> str:
-        return self.client.discovery_error
 
     def plan(self, intake: Intake, playbook: Playbook) -> list[ResearchTask]:
         query = symptom_query(intake, playbook)

@@ -487,3 +487,27 @@ def fill_template(value: Any, replacements: Mapping[str, str]) -> Any:
     if isinstance(value, dict):
         return {k: fill_template(v, replacements) for k, v in value.items()}
     return value
+
+
+class McpSourceLifecycle:
+    """start / aclose / check / discovery_error, shared by every MCP-backed research source."""
+
+    client: McpToolClient
+
+    async def start(self) -> bool:
+        """Discover the server's tools once. Never raises; False when the server could not be reached."""
+        return await self.client.start()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def check(self) -> str:
+        """For `triagebot check`: connect, list tools, and say how many pass the read-only guard."""
+        if not await self.start() or self.client.tools is None:
+            raise RuntimeError(self.discovery_error or "could not connect")
+        permitted = self.client.guard.permitted(self.client.tools)
+        return f"{len(self.client.tools)} tools offered, {len(permitted)} allowed (read-only)"
+
+    @property
+    def discovery_error(self) -> str:
+        return self.client.discovery_error

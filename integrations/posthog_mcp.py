@@ -24,6 +24,7 @@ from mcp.types import Tool
 
 from integrations.mcp_client import (
     ClientFactory,
+    McpSourceLifecycle,
     McpToolClient,
     ToolOutcome,
     bounded,
@@ -705,31 +706,13 @@ def with_mode_tools(url: str) -> str:
 # ---------------------------------------------------------------- the source
 
 
-class McpCapabilitySource:
+class McpCapabilitySource(McpSourceLifecycle):
     """Shared machinery: plan capability checks, resolve them against tools/list, run them guarded."""
 
     name: str
     capabilities: dict[str, Capability]
     client: McpToolClient
     _planned: dict[str, tuple[str, str | None]]  # task key → (capability, identifier)
-
-    async def start(self) -> bool:
-        """Discover the server's tools once. Never raises; False when the server could not be reached."""
-        return await self.client.start()
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
-
-    async def check(self) -> str:
-        """For `triagebot check`: connect, list tools, and say how many pass the read-only guard."""
-        if not await self.start() or self.client.tools is None:
-            raise RuntimeError(self.discovery_error or "could not connect")
-        permitted = self.client.guard.permitted(self.client.tools)
-        return f"{len(self.client.tools)} tools offered, {len(permitted)} allowed (read-only)"
-
-    @property
-    def discovery_error(self) -> str:
-        return self.client.discovery_error
 
     def resolve(self, capability: Capability, value: str | None) -> tuple[str, Args] | None:
         """The first candidate the server offers (and whose schema fits); before discovery, the first one."""
