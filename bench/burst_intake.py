@@ -1,12 +1,14 @@
 """Benchmark: a burst of N new Zendesk tickets appearing in one poll.
 
-Everything speaks real protocols on 127.0.0.1: the poller reads the fake Zendesk's cursor export through
-zenpy (`ZendeskTicketSource`), claims every matching ticket in a real SqlStore (SQLite file) through
-`TriageQueue`, and each triage — under the concurrency limit — fetches the ticket through zenpy,
-opens a Slack thread on the fake Slack (slack-sdk), makes an intake call and a synthesis call to the
-fake Anthropic API (anthropic SDK), waits a simulated research phase, finishes the run in the store
-and posts the report into the thread. The fakes add realistic latencies (model 0.3–1.8 s, Slack
-50–200 ms; research 0.4–1.2 s); one triage takes ~1.5–3.5 s.
+Everything speaks real protocols on 127.0.0.1 and runs the bot's real code path: the poller reads the
+fake Zendesk's cursor export through zenpy (`ZendeskTicketSource`), claims every matching ticket in a
+real SqlStore (SQLite file) through `TriageQueue`, and each claim is delivered by the production
+`bot.delivery.deliver_claim` under the concurrency limit: fetch the ticket through zenpy, decide
+(triage / re-triage / skip), post the parent card on the fake Slack (slack-sdk, with its retry
+handlers), run the real `TriageEngine` — intake refinement and synthesis through `AnthropicModel`
+(anthropic SDK) against the fake Messages API, and a simulated research source — with live card
+updates (≤ 1/s), finish the run, post the report into the thread and record the ticket state. The
+fakes add realistic latencies (model 0.3–1.8 s, Slack 50–200 ms per call; research 0.4–1.2 s).
 
 Afterwards it polls again (nothing new) and replays the whole export from the start under a fresh
 cursor (every ticket re-dispatched): both must start zero runs. Prints total time, triages/min, peak
@@ -33,21 +35,29 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import anthropic
+import re
+from collections import Counter
+from typing import Any
+
 from aiohttp import web
-from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import func, select
 
+from bot.delivery import deliver_claim, runtime_for
 from bot.intake_filters import TicketFilter
 from bot.intake_queue import TriageQueue
 from bot.poller import ZendeskPoller
+from bot.settings import Settings
+from bot.wiring import Services, build_model, triage_config
 from integrations.store import SqlStore, triage_runs
 from integrations.zendesk import ZendeskTicketSource
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.slack import FakeSlack
 from tests.fakes.zendesk import FakeZendesk
-from triage.models import TicketSummary, TriageReport
-from triage.store import Claim, ThreadRef
+from triage.engine import TriageEngine
+from triage.intake import IntakeRefinement
+from triage.models import Evidence, EvidenceStatus, Intake, ResearchTask
+from triage.playbooks import Playbook, load_playbooks, load_sdk_catalogue
+from triage.store import Claim
 
 CHANNEL = "C0TRIAGE"
 RESEARCH_S = (0.4, 1.2)
@@ -79,6 +89,39 @@ class SlowSlack(FakeSlack):
         return await super()._api(request)
 
 
+class SimulatedResearch:
+    """One research source standing in for the parallel research phase (see bench/research_parallelism.py)."""
+
+    name = "github"
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def plan(self, intake: Intake, playbook: Playbook) -> list[ResearchTask]:
+        return [
+            ResearchTask(key="github:search", source=self.name, tool="search_issues", description="issues")
+        ]
+
+    async def execute(self, task: ResearchTask) -> list[Evidence]:
+        await asyncio.sleep(self.rng.uniform(*RESEARCH_S))
+        return [
+            Evidence(
+                source=self.name,
+                tool=task.tool,
+                status=EvidenceStatus.ok,
+                title="posthog-js#1234 isFeatureEnabled false after identify",
+                url="https://github.com/PostHog/posthog-js/issues/1234",
+            )
+        ]
+
+
+def model_answer(body: dict[str, Any]) -> dict[str, Any]:
+    """The fake model's structured output: an intake refinement or a short synthesis."""
+    if "haiku" in str(body.get("model", "")):
+        return IntakeRefinement(product_area="feature_flags", language="en").model_dump(mode="json")
+    return {"summary": "Flags evaluate false right after identify; likely the known posthog-js issue [E1]."}
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -92,14 +135,43 @@ async def main(args: argparse.Namespace) -> int:
 
     zendesk = FakeZendesk()
     slack = SlowSlack()
-    model_api = SlowAnthropic(default="ok")
+    model_api = SlowAnthropic(default=model_answer)
     for fake in (zendesk, slack, model_api):
         fake.start()
     tmp = tempfile.TemporaryDirectory(prefix="burst-intake-")
-    store = await SqlStore.connect(f"sqlite:///{tmp.name}/bench.db")
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        slack_bot_token="xoxb-bench",
+        slack_signing_secret="bench",
+        slack_api_url=slack.api_url,
+        triage_channel=CHANNEL,
+        zendesk_url=zendesk.url,
+        zendesk_email="admin@example.com",
+        zendesk_api_token="t",
+        zendesk_workers=4,
+        anthropic_api_key=model_api.api_key,
+        anthropic_base_url=model_api.url,
+        database_url=f"sqlite:///{tmp.name}/bench.db",
+        triage_concurrency=args.concurrency,
+    )
+    store = await SqlStore.connect(settings.database_url)
     source = ZendeskTicketSource(zendesk.url, email="admin@example.com", api_token="t", workers=4)
-    client = AsyncWebClient(token="xoxb-bench", base_url=slack.api_url)
-    model = anthropic.AsyncAnthropic(api_key=model_api.api_key, base_url=model_api.url, max_retries=2)
+    engine = TriageEngine(
+        tickets=source,
+        sources=[SimulatedResearch(rng)],
+        model=build_model(settings),
+        playbooks=load_playbooks(None),
+        sdk_catalogue=load_sdk_catalogue(None),
+        config=triage_config(settings),
+    )
+    services = Services(
+        settings=settings,
+        engine=engine,
+        store=store,
+        zendesk=source,
+        triage_slots=asyncio.Semaphore(args.concurrency),
+    )
+    runtime_for(services)  # the Slack client (slack-sdk with retry handlers) against the fake
 
     base = datetime.now(UTC) - timedelta(minutes=30)
     for i in range(args.tickets):
@@ -115,33 +187,13 @@ async def main(args: argparse.Namespace) -> int:
 
     durations: list[float] = []
     runs_started: list[int] = []
+    outcomes: Counter[str] = Counter()
 
     async def run(claim: Claim, trigger: str) -> None:
         t0 = time.monotonic()
-        run_id = claim.run.run_id
         runs_started.append(claim.run.ticket_id)
-        ticket = await source.get_ticket(claim.run.ticket_id)
-        parent = await client.chat_postMessage(
-            channel=CHANNEL, text=f"Triaging #{ticket.id}: {ticket.subject}"
-        )
-        ts = str(parent["ts"])
-        await store.set_thread(ThreadRef(ticket_id=ticket.id, channel=CHANNEL, thread_ts=ts))
-        await store.set_run_thread(run_id, CHANNEL, ts)
-        await model.messages.create(
-            model="claude-haiku-5-5",
-            max_tokens=512,
-            messages=[{"role": "user", "content": f"Classify: {ticket.subject}\n{ticket.description}"}],
-        )
-        await asyncio.sleep(rng.uniform(*RESEARCH_S))  # parallel research (see bench/research_parallelism.py)
-        await model.messages.create(
-            model="claude-sonnet-5-5",
-            max_tokens=2048,
-            messages=[{"role": "user", "content": f"Synthesise a report for #{ticket.id}"}],
-        )
-        report = TriageReport(run_id=run_id, ticket=TicketSummary.of(ticket), summary="simulated")
-        await store.finish_run(run_id, report)
-        await client.chat_postMessage(channel=CHANNEL, thread_ts=ts, text=f"Report for #{ticket.id}")
-        await client.chat_update(channel=CHANNEL, ts=ts, text=f"#{ticket.id}: done")
+        result = await deliver_claim(services, claim, trigger)
+        outcomes[result.status] += 1
         durations.append(time.monotonic() - t0)
 
     queue = TriageQueue(store, run, concurrency=args.concurrency)
@@ -174,15 +226,30 @@ async def main(args: argparse.Namespace) -> int:
             )
             return [(int(r[0]), int(r[1])) for r in rows]
 
+    def count_modes() -> dict[str, int]:
+        with store.engine.connect() as conn:
+            rows = conn.execute(select(triage_runs.c.mode, func.count()).group_by(triage_runs.c.mode))
+            return {str(r[0]): int(r[1]) for r in rows}
+
     per_ticket = dict(await asyncio.to_thread(count_runs))
+    modes = await asyncio.to_thread(count_modes)
     parents = slack.top_level(CHANNEL)
-    parent_ids = [m.text.split(":")[0] for m in parents]
+    parent_ids = [_ticket_of(m.text) for m in parents]
+    reports = Counter(
+        _ticket_of(m.text)
+        for m in list(slack.messages.values())
+        if m.thread_ts is not None and m.text.startswith("Triage report for #")
+    )
     expected = {60_000 + i for i in range(args.tickets)}
     once = (
         set(per_ticket) == expected
         and all(n == 1 for n in per_ticket.values())
         and sorted(runs_started) == sorted(expected)
+        and outcomes == Counter({"done": args.tickets})
         and len(parents) == args.tickets == len(set(parent_ids))
+        and set(parent_ids) == expected
+        and set(reports) == expected
+        and all(n == 1 for n in reports.values())
         and again.dispatched == 0
         and replayed.dispatched == args.tickets
         and queue.stats.duplicates == args.tickets
@@ -207,19 +274,26 @@ async def main(args: argparse.Namespace) -> int:
     print(f"| peak concurrent triages | {queue.stats.peak_running} (limit {args.concurrency}) |")
     print(f"| peak RSS (bench + all fakes in one process) | {rss:.0f} MB (target ≤ 300 MB) |")
     print(f"| re-poll / full replay dispatches → new runs | {again.dispatched} / {replayed.dispatched} → 0 |")
-    print(f"| Slack parent messages | {len(parents)} for {args.tickets} tickets |")
+    print(
+        f"| Slack parent messages / reports in threads | {len(parents)} / {sum(reports.values())} for {args.tickets} tickets |"
+    )
+    print(f"| Slack Web API calls (post, update, permalink …) | {len(slack.api_calls)} |")
+    print(f"| delivery outcomes / report modes | {dict(outcomes)} / {modes} |")
     print(f"| each ticket triaged exactly once | {'YES' if once else 'NO'} |")
     at4 = 4 / mean * 60 if mean else 0
     print(f"(at the default TRIAGE_CONCURRENCY=4 expect ≈ {at4:.0f} triages/min with these latencies)")
 
     await queue.aclose()
-    await model.close()
-    await source.aclose()
-    await store.close()
+    await services.aclose()  # engine (zenpy pool, model client) and store
     for fake in (zendesk, slack, model_api):
         fake.stop()
     tmp.cleanup()
     return 0 if once and drained and rss <= 300 else 1
+
+
+def _ticket_of(text: str) -> int:
+    match = re.search(r"#(\d+)", text)
+    return int(match.group(1)) if match else -1
 
 
 def _p95(values: list[float]) -> float:

@@ -1,8 +1,28 @@
 """Delivering a triage into Slack: the flow shared by `/triage`, Re-run, the poller and the webhook.
 
-    fetch ticket → claim (ticket id, version) → parent card in TRIAGE_CHANNEL (new or the ticket's
-    existing thread) → engine.triage with live card updates (≤ 1 per SLACK_UPDATE_INTERVAL_SECONDS,
-    coalesced, the final state always sent) → full report in the thread → finish_run.
+Two entry points:
+
+- `triage_ticket` (`/triage`, Re-run): fetch ticket → claim (ticket id, version) → parent card in
+  TRIAGE_CHANNEL (new or the ticket's existing thread) → engine.triage with live card updates (≤ 1 per
+  SLACK_UPDATE_INTERVAL_SECONDS, coalesced, the final state always sent) → full report in the thread →
+  finish_run → ticket state recorded. A human request always runs.
+- `deliver_claim` (the `TriageQueue`'s `run`, i.e. poll, webhook and crash recovery): the claim is
+  already ours. It fetches the ticket and asks `bot.retriage.intake_decision` what to do:
+    triage    no thread with a report yet → the same flow as above (an existing thread is reused)
+    retriage  the customer added a public comment → engine again; in the SAME thread "customer replied:
+              … / what changed" (`retriage_message`) followed by the new report; the parent card is
+              updated in place (never a new parent); if it fails, the card goes back to the previous
+              report and the error is shown in the thread
+    skip      agent comment, internal note, status/tag change, or re-triage turned off → nothing is
+              posted; the run is finished with the previous report carried over (usage zeroed, so
+              costs are not counted twice), so `latest_run` — used by thread follow-ups — still
+              returns the report that is in the thread
+  The ticket state (public customer comment count, version, and which run's report is in the thread)
+  is stored after every delivery that did not fail; after a failure the previous state is kept, so
+  the next change of the ticket tries again instead of losing the customer's reply.
+
+Deliveries of the same ticket are serialised in this process (`SlackRuntime.ticket_lock`): a change
+that arrives while the ticket is being triaged is decided after that triage recorded its state.
 
 A claim that is not ours means somebody else is (or was) triaging that ticket version: we return the
 existing thread instead of starting a second run. Every failure after a parent exists is shown in the
@@ -22,7 +42,7 @@ import time
 import uuid
 import weakref
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -35,9 +55,17 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.access import AccessControl
+from bot.retriage import IntakeAction, intake_decision, new_customer_comments, state_of
 from bot.settings import Settings, secret
-from formatting.cards import CardState, error_message, parent_message, report_messages
-from triage.models import Ticket, TicketSummary, TriageReport
+from formatting.cards import (
+    CardState,
+    error_message,
+    notice_message,
+    parent_message,
+    report_messages,
+    retriage_message,
+)
+from triage.models import Ticket, TicketSummary, TriageReport, Usage
 from triage.protocols import (
     ConfigError,
     ProgressEvent,
@@ -45,17 +73,32 @@ from triage.protocols import (
     TicketNotFound,
     TriageError,
 )
-from triage.store import RunRecord, RunStatus, ThreadRef
+from triage.store import Claim, RunRecord, RunStatus, Store, ThreadRef, TicketState
 
 if TYPE_CHECKING:
     from bot.wiring import Services
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_S = 30.0
-STALE_AFTER_S = 600.0  # the store's default claim takeover age
+HEARTBEAT_S = 30.0  # upper bound; the interval is min(HEARTBEAT_S, RUN_STALE_AFTER_SECONDS / 4)
 THREAD_WAIT_S = 10.0  # how long a second caller waits for the owner's card before answering without a link
 SLACK_TIMEOUT_S = 30
+HUMAN_TRIGGERS = frozenset({"slash", "rerun", "cli"})  # always triage, never skip (also when recovered)
+REPORT_RUN = "report_run"  # TicketState.extra key: the run whose report is in the ticket's thread
+# Slack errors worth retrying later (the queue re-runs the claim after RUN_STALE_AFTER_SECONDS)
+TRANSIENT_SLACK_ERRORS = frozenset(
+    {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+
+
+def heartbeat_interval(settings: Settings) -> float:
+    """How often a running triage refreshes its heartbeat (at least 4 beats per stale period)."""
+    return max(0.05, min(HEARTBEAT_S, settings.run_stale_after_seconds / 4))
+
+
+def recovery_interval(settings: Settings) -> float:
+    """How often the queue looks for runs whose owner died."""
+    return max(0.5, min(60.0, settings.run_stale_after_seconds / 2))
 
 
 # ---------------------------------------------------------------- the per-process Slack runtime
@@ -81,6 +124,12 @@ def build_client(settings: Settings) -> AsyncWebClient:
     )
 
 
+@dataclass
+class _TicketLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 class SlackRuntime:
     """Slack client, access control and tracked background work for one `Services`."""
 
@@ -90,6 +139,22 @@ class SlackRuntime:
         self.access = AccessControl(services.settings, self.client)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.closing = False
+        self._ticket_locks: dict[int, _TicketLock] = {}
+
+    @contextlib.asynccontextmanager
+    async def ticket_lock(self, ticket_id: int) -> AsyncIterator[None]:
+        """One delivery per ticket at a time in this process (entries are dropped when unused)."""
+        entry = self._ticket_locks.get(ticket_id)
+        if entry is None:
+            entry = self._ticket_locks[ticket_id] = _TicketLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0 and self._ticket_locks.get(ticket_id) is entry:
+                del self._ticket_locks[ticket_id]
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str = "triagebot") -> asyncio.Task[Any]:
         """Run work after an ack; exceptions are logged (the work itself reports failures to Slack)."""
@@ -293,7 +358,7 @@ class DeliveryResult:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("done", "running", "exists")
+        return self.status in ("done", "running", "exists", "skipped")
 
 
 OnThread = Callable[[DeliveryResult], Awaitable[None]]
@@ -328,12 +393,12 @@ async def _existing(services: Services, rt: SlackRuntime, run: RunRecord) -> Del
     )
 
 
-def _stale(run: RunRecord) -> bool:
+def _stale(run: RunRecord, stale_after_s: float) -> bool:
     """A running run whose owner stopped heart-beating (crashed): a Re-run may start a new one."""
     if run.updated_at is None:
         return False
     updated = run.updated_at if run.updated_at.tzinfo else run.updated_at.replace(tzinfo=UTC)
-    return (datetime.now(UTC) - updated).total_seconds() > STALE_AFTER_S
+    return (datetime.now(UTC) - updated).total_seconds() > stale_after_s
 
 
 def _card(ticket: Ticket, run_id: str) -> CardState:
@@ -369,8 +434,9 @@ async def _open_thread(
 
 
 async def _heartbeat(services: Services, run_id: str) -> None:
+    every = heartbeat_interval(services.settings)
     while True:
-        await asyncio.sleep(HEARTBEAT_S)
+        await asyncio.sleep(every)
         with contextlib.suppress(Exception):
             await services.store.heartbeat(run_id)
 
@@ -426,14 +492,17 @@ async def triage_ticket(
     version = ticket.version_key
     if force:
         latest = await store.latest_run(ticket_id)
-        if latest is not None and latest.status == RunStatus.running and not _stale(latest):
+        stale_after = services.settings.run_stale_after_seconds
+        if latest is not None and latest.status == RunStatus.running and not _stale(latest, stale_after):
             result = await _existing(services, rt, latest)
             if on_thread is not None:
                 await _safe_callback(on_thread, result)
             return result
         version = f"{version}#rerun-{uuid.uuid4().hex[:8]}"
 
-    claim = await store.claim_run(ticket_id, version, trigger)
+    claim = await store.claim_run(
+        ticket_id, version, trigger, stale_after_s=services.settings.run_stale_after_seconds
+    )
     if not claim.owned:
         result = await _existing(services, rt, claim.run)
         if on_thread is not None:
@@ -476,7 +545,12 @@ async def triage_ticket(
     if on_thread is not None:
         await _safe_callback(on_thread, result)
 
-    return await _run(services, rt, ticket, state, result)
+    async with rt.ticket_lock(ticket_id):
+        previous_state = await store.get_ticket_state(ticket_id)
+        result = await _run(services, rt, ticket, state, result)
+        if result.status == "done":
+            await _record_state(store, ticket, previous_state, report_run=run_id)
+    return result
 
 
 async def _safe_callback(callback: OnThread, result: DeliveryResult) -> None:
@@ -486,15 +560,34 @@ async def _safe_callback(callback: OnThread, result: DeliveryResult) -> None:
         log.exception("on_thread callback failed")
 
 
+IntroFn = Callable[[TriageReport], dict[str, Any]]
+
+
 async def _run(
-    services: Services, rt: SlackRuntime, ticket: Ticket, state: CardState, result: DeliveryResult
+    services: Services,
+    rt: SlackRuntime,
+    ticket: Ticket,
+    state: CardState,
+    result: DeliveryResult,
+    *,
+    intro: IntroFn | None = None,
+    restore: CardState | None = None,
+    what: str = "Triage",
 ) -> DeliveryResult:
+    """Run the engine with live card updates, then post the report in the thread.
+
+    `intro(report)` is posted in the thread before the report (the re-triage "customer replied"
+    message); on failure the card shows `restore` (the previous report) instead of "failed".
+    """
+
     async def send(card: CardState) -> None:
         await update_message(rt.client, result.channel, result.thread_ts, parent_message(card))
 
     updater = CardUpdater(send, services.settings.slack_update_interval_seconds)
     try:
-        return await _run_tracked(services, rt, ticket, state, result, updater)
+        return await _run_tracked(
+            services, rt, ticket, state, result, updater, intro=intro, restore=restore, what=what
+        )
     finally:
         # on cancellation (shutdown) the run stays "running" and is taken over once its heartbeat is stale
         await updater.cancel()
@@ -507,6 +600,10 @@ async def _run_tracked(
     state: CardState,
     result: DeliveryResult,
     updater: CardUpdater,
+    *,
+    intro: IntroFn | None,
+    restore: CardState | None,
+    what: str,
 ) -> DeliveryResult:
     client, store = rt.client, services.store
     channel, thread_ts, run_id = result.channel, result.thread_ts, result.run_id
@@ -526,8 +623,8 @@ async def _run_tracked(
         await store.fail_run(run_id, message[:1000])
         final = tracker.state.model_copy(deep=True)
         final.status, final.error = "failed", message[:500]
-        await updater.close(final)
-        await post_error(client, channel, thread_ts, f"Triage of #{ticket.id} failed: {message}")
+        await updater.close(restore or final)
+        await post_error(client, channel, thread_ts, f"{what} of #{ticket.id} failed: {message}")
         result.status, result.message = "failed", message
         return result
     finally:
@@ -537,6 +634,8 @@ async def _run_tracked(
 
     await store.finish_run(run_id, report)
     try:
+        if intro is not None:
+            await post_message(client, channel, intro(report), thread_ts=thread_ts)
         for payload in report_messages(report):
             await post_message(client, channel, payload, thread_ts=thread_ts)
     except Exception as exc:
@@ -554,3 +653,187 @@ async def _run_tracked(
     await updater.close(final)
     result.status, result.report = "done", report
     return result
+
+
+# ---------------------------------------------------------------- automatic triggers: the queue's run
+
+
+def _transient(exc: Exception) -> bool:
+    """Worth retrying later: Slack rate limits/outages and network errors (not `not_in_channel` …)."""
+    if isinstance(exc, SlackApiError):
+        return slack_error(exc) in TRANSIENT_SLACK_ERRORS
+    return not isinstance(exc, TriageError)
+
+
+async def _report_run(store: Store, state: TicketState | None, exclude: str) -> RunRecord | None:
+    """The run whose report is in the ticket's thread (recorded in the ticket state), if any."""
+    run_id = state.extra.get(REPORT_RUN, "") if state is not None else ""
+    if not run_id or run_id == exclude:
+        return None
+    run = await store.get_run(run_id)
+    return run if run is not None and run.report is not None else None
+
+
+async def _record_state(
+    store: Store, ticket: Ticket, previous: TicketState | None, *, report_run: str | None
+) -> None:
+    """Remember what the intake saw (and, after a posted report, which run it was)."""
+    extra = dict(previous.extra) if previous is not None else {}
+    if report_run:
+        extra[REPORT_RUN] = report_run
+    try:
+        await store.set_ticket_state(state_of(ticket).model_copy(update={"extra": extra}))
+    except Exception:
+        log.exception("could not record the state of ticket #%s", ticket.id)
+
+
+def _excerpt(services: Services, previous: TicketState | None, ticket: Ticket) -> str:
+    """The customer's new public comments, redacted like the model input, for the thread update."""
+    bodies = [c.body.strip() for c in new_customer_comments(previous, ticket) if c.body.strip()]
+    return services.engine.redactor.redact(" … ".join(bodies))[:1500]
+
+
+async def deliver_claim(
+    services: Services, claim: Claim, trigger: str, *, ticket: Ticket | None = None
+) -> DeliveryResult:
+    """Deliver a run that is already ours (poll, webhook, or a crashed run recovered by the queue).
+
+    See the module docstring for triage / retriage / skip. Never posts a second parent for a ticket
+    that has a thread. Raises only for transient problems (Zendesk unavailable, Slack outage or
+    network errors before anything was posted), so the `TriageQueue` retries the claim after
+    RUN_STALE_AFTER_SECONDS; everything else ends the run (done, failed or skipped) and is returned.
+    """
+    rt = runtime_for(services)
+    store, settings = services.store, services.settings
+    run_id, ticket_id = claim.run.run_id, claim.run.ticket_id
+    channel = settings.triage_channel
+
+    async def give_up(status: str, message: str) -> DeliveryResult:
+        log.error("triage of #%s (%s) not delivered: %s", ticket_id, trigger, message)
+        await store.fail_run(run_id, message[:1000])
+        return DeliveryResult(ticket_id, status, run_id=run_id, message=message)
+
+    if not channel:
+        return await give_up("config_error", "TRIAGE_CHANNEL is not set (the channel id reports go to).")
+
+    async with rt.ticket_lock(ticket_id):
+        if ticket is None:
+            try:
+                ticket = await services.engine.fetch(ticket_id)
+            except (TicketNotFound, ConfigError) as exc:
+                failed = _fetch_error(ticket_id, exc)
+                return await give_up(failed.status, f"zendesk: {failed.message}")
+            # SourceUnavailable and network errors propagate: the queue retries the claim later
+        allowed = await rt.access.check_delivery_channel(channel)
+        if not allowed.allowed:
+            return await give_up("config_error", allowed.reason)
+
+        ref = await store.get_thread(ticket_id)
+        previous_state = await store.get_ticket_state(ticket_id)
+        previous_run = await _report_run(store, previous_state, exclude=run_id)
+        if trigger in HUMAN_TRIGGERS or claim.run.trigger in HUMAN_TRIGGERS:
+            action, reason = IntakeAction.triage, f"{trigger} request"
+        else:
+            # a thread without a report in it (the first triage failed or was interrupted) counts as
+            # no thread: the ticket is triaged into that thread instead of being skipped forever
+            decision = intake_decision(
+                previous_state,
+                ref is not None and previous_run is not None,
+                ticket,
+                retriage_on_reply=settings.zendesk_retriage_on_reply,
+            )
+            action, reason = decision.action, decision.reason
+
+        if action is IntakeAction.skip:
+            assert previous_run is not None and previous_run.report is not None and ref is not None
+            carried = previous_run.report.model_copy(update={"usage": Usage()})
+            await store.set_run_thread(run_id, ref.channel, ref.thread_ts)
+            await store.finish_run(run_id, carried)
+            await _record_state(store, ticket, previous_state, report_run=None)
+            log.info(
+                "#%s (%s, version %s): nothing to post — %s", ticket_id, trigger, ticket.version_key, reason
+            )
+            return DeliveryResult(
+                ticket_id,
+                "skipped",
+                run_id=run_id,
+                channel=ref.channel,
+                thread_ts=ref.thread_ts,
+                message=reason,
+                report=carried,
+            )
+
+        state = _card(ticket, run_id)
+        try:
+            channel, thread_ts, reused = await _open_thread(services, rt, ticket, run_id, channel, state)
+            await store.set_run_thread(run_id, channel, thread_ts)
+        except Exception as exc:
+            if _transient(exc):
+                raise
+            error = slack_error(exc)
+            hint = (
+                " — invite the bot to the channel (/invite @triagebot)" if error == "not_in_channel" else ""
+            )
+            return await give_up("error", f"Could not post to TRIAGE_CHANNEL {channel}: {error}{hint}.")
+
+        url = await permalink(rt.client, channel, thread_ts)
+        state.thread_url = url
+        result = DeliveryResult(
+            ticket_id,
+            "running",
+            run_id=run_id,
+            channel=channel,
+            thread_ts=thread_ts,
+            thread_url=url,
+            owned=True,
+        )
+        log.info("#%s (%s): %s — %s", ticket_id, trigger, action.value, reason)
+
+        if action is IntakeAction.retriage:
+            assert previous_run is not None and previous_run.report is not None
+            previous_report = previous_run.report
+            excerpt = _excerpt(services, previous_state, ticket)
+
+            def intro(report: TriageReport) -> dict[str, Any]:
+                return retriage_message(report, previous_report, excerpt)
+
+            restore = CardState(
+                ticket=TicketSummary.of(ticket),
+                run_id=previous_run.run_id,
+                status="done",
+                product_area=previous_report.product_area.label,
+                report=previous_report,
+                thread_url=url,
+                ticket_url=ticket.url,
+            )
+            result = await _run(
+                services,
+                rt,
+                ticket,
+                state,
+                result,
+                intro=intro,
+                restore=restore,
+                what="Re-triage after the customer's reply",
+            )
+        else:
+            if reused:
+                why = (
+                    "the previous attempt was interrupted (restart or crash)"
+                    if claim.resumed
+                    else "no report was posted in this thread yet"
+                )
+                with contextlib.suppress(SlackApiError):
+                    await post_message(
+                        rt.client,
+                        channel,
+                        notice_message(
+                            f"Triaging #{ticket_id} again: {why}. The card above follows it.", "🔄"
+                        ),
+                        thread_ts=thread_ts,
+                    )
+            result = await _run(services, rt, ticket, state, result)
+
+        if result.status == "done":
+            await _record_state(store, ticket, previous_state, report_run=run_id)
+        return result

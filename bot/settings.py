@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     source_timeout_seconds: float = 15.0
     source_max_retries: int = 2
     triage_concurrency: int = 4
+    # a running triage whose heartbeat is older than this is taken over (crash recovery); heartbeats are
+    # sent every min(30 s, this / 4), recovery checks every min(60 s, this / 2)
+    run_stale_after_seconds: float = Field(default=180.0, ge=2.0)
+    shutdown_drain_seconds: float = Field(default=20.0, ge=0.0)
     log_level: str = "INFO"
 
     _csv_fields = field_validator(
