@@ -139,6 +139,9 @@ def build_app(
     signing_secret = secret(settings.slack_signing_secret)
     if not signing_secret and not socket_mode:
         raise ConfigError("SLACK_SIGNING_SECRET is not set (Slack app → Basic Information → Signing Secret)")
+    # Bolt reads SLACK_BOT_TOKEN from the environment and warns that it is unused when a client is
+    # given; the client (with our base URL and retry handlers) carries that very token.
+    logging.getLogger("slack_bolt.AsyncApp").addFilter(_TokenFromClientFilter())
     app = AsyncApp(
         name="triagebot",
         client=rt.client,
@@ -148,6 +151,11 @@ def build_app(
     )
     Listeners(services, rt).register(app)
     return app
+
+
+class _TokenFromClientFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
 
 
 def _user(body: dict[str, Any]) -> str:

@@ -264,7 +264,8 @@ class TriageQueue:
         if drain_timeout > 0:
             await self.drain(drain_timeout)
         self._closed = True
-        tasks = [t for t in (self._recovery, *self._tasks.values()) if t is not None and not t.done()]
+        runs = [t for t in self._tasks.values() if not t.done()]
+        tasks = [t for t in (self._recovery, *runs) if t is not None and not t.done()]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -274,8 +275,8 @@ class TriageQueue:
             self._beat.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._beat
-        if tasks:
-            log.info("triage queue closed with %d run(s) unfinished; they resume after a restart", len(tasks))
+        if runs:
+            log.info("triage queue closed with %d run(s) unfinished; they resume after a restart", len(runs))
 
 
 def ticket_dispatcher(

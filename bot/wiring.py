@@ -20,7 +20,7 @@ from integrations.zendesk import ZendeskTicketSource
 from triage.engine import TriageConfig, TriageEngine
 from triage.models import Ticket
 from triage.playbooks import load_playbooks, load_sdk_catalogue
-from triage.protocols import LanguageModel, ResearchSource, TicketNotFound
+from triage.protocols import LanguageModel, ResearchSource, TicketNotFound, TicketSource
 from triage.store import AuditEntry
 
 EXAMPLES = "examples"
@@ -120,14 +120,25 @@ def _audit_sink(store: SqlStore) -> Any:
     return sink
 
 
-def build_services(settings: Settings) -> Services:
-    store = SqlStore.from_url(settings.database_url)
+_FROM_SETTINGS: Any = object()
+
+
+def build_services(
+    settings: Settings,
+    *,
+    tickets: TicketSource | None = _FROM_SETTINGS,
+    sources: list[ResearchSource] | None = None,
+    model: LanguageModel | None = _FROM_SETTINGS,
+    database_url: str | None = None,
+) -> Services:
+    """Services from settings; the keyword arguments replace one part (the demo and tests use them)."""
+    store = SqlStore.from_url(database_url or settings.database_url)
     zendesk = build_zendesk(settings)
     playbooks_dir = settings.playbooks_dir or None
     engine = TriageEngine(
-        tickets=zendesk,
-        sources=build_sources(settings),
-        model=build_model(settings),
+        tickets=zendesk if tickets is _FROM_SETTINGS else tickets,
+        sources=build_sources(settings) if sources is None else sources,
+        model=build_model(settings) if model is _FROM_SETTINGS else model,
         playbooks=load_playbooks(playbooks_dir),
         sdk_catalogue=load_sdk_catalogue(playbooks_dir),
         config=triage_config(settings),
@@ -174,42 +185,39 @@ def _recorded(name: str) -> dict[str, Any]:
     return data
 
 
-def build_demo_services(settings: Settings, database_url: str) -> Services:
-    """Everything offline: bundled tickets, recorded source answers served through the real adapters
-    (PostHog MCP in-process over the MCP protocol, GitHub and registries through an httpx transport),
-    evidence-only unless ANTHROPIC_API_KEY is set."""
+def replay_sources(timeout_s: float = 15.0) -> list[ResearchSource]:
+    """The recorded source answers, served through the real adapters: PostHog MCP in-process over the
+    MCP protocol, GitHub and the registries through an httpx transport. No network."""
     from integrations.http_replay import replay_transport
     from integrations.posthog_mcp_replay import build_posthog_like_server
 
-    store = SqlStore.from_url(database_url)
-    sources: list[ResearchSource] = [
+    return [
         PostHogMcpSource(
             "http://demo.invalid/mcp",
             "phx_demo",
-            timeout_s=settings.source_timeout_seconds,
+            timeout_s=timeout_s,
             server=build_posthog_like_server(_recorded("posthog_mcp.json")),
         ),
         GitHubSource(
             "https://api.github.com",
             "",
             transport=replay_transport(_recorded("github.json")),
-            timeout_s=settings.source_timeout_seconds,
+            timeout_s=timeout_s,
         ),
         RegistrySource(
             "https://registry.npmjs.org",
             "https://pypi.org",
             transport=replay_transport(_recorded("registries.json")),
-            timeout_s=settings.source_timeout_seconds,
+            timeout_s=timeout_s,
         ),
     ]
-    playbooks_dir = settings.playbooks_dir or None
-    engine = TriageEngine(
+
+
+def build_demo_services(settings: Settings, database_url: str) -> Services:
+    """Everything offline: bundled tickets and recorded sources; evidence-only unless ANTHROPIC_API_KEY is set."""
+    return build_services(
+        settings,
         tickets=BundledTicketSource(),
-        sources=sources,
-        model=build_model(settings),
-        playbooks=load_playbooks(playbooks_dir),
-        sdk_catalogue=load_sdk_catalogue(playbooks_dir),
-        config=triage_config(settings),
-        audit=_audit_sink(store),
+        sources=replay_sources(settings.source_timeout_seconds),
+        database_url=database_url,
     )
-    return Services(settings=settings, engine=engine, store=store)

@@ -25,18 +25,10 @@ from bot.app import build_app
 from bot.delivery import runtime_for
 from bot.http_server import HttpServer, build_web_app, start_http
 from bot.settings import Settings
-from bot.wiring import Services, build_zendesk, triage_config
-from integrations.github import GitHubSource
-from integrations.http_replay import replay_transport
-from integrations.posthog_mcp import PostHogMcpSource
-from integrations.posthog_mcp_replay import build_posthog_like_server
-from integrations.registries import RegistrySource
-from integrations.store import SqlStore
+from bot.wiring import Services, build_services, replay_sources
 from tests.fakes.slack import FakeSlack
 from tests.fakes.zendesk import FakeZendesk
-from triage.engine import TriageEngine
 from triage.models import Ticket
-from triage.playbooks import load_playbooks, load_sdk_catalogue
 from triage.protocols import LanguageModel, ResearchSource
 
 SECRET = "test-signing-secret"
@@ -81,37 +73,6 @@ def seed_ticket(zd: FakeZendesk, ticket: Ticket) -> None:
         created_at=ticket.created_at,
         updated_at=ticket.updated_at,
     )
-
-
-def _recorded(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(
-        (resources.files("integrations") / "recorded" / name).read_text("utf-8")
-    )
-    return data
-
-
-def replay_sources(timeout_s: float = 10.0) -> list[ResearchSource]:
-    """The demo's recordings served through the real adapters (no network)."""
-    return [
-        PostHogMcpSource(
-            "http://posthog.invalid/mcp",
-            "phx_test",
-            timeout_s=timeout_s,
-            server=build_posthog_like_server(_recorded("posthog_mcp.json")),
-        ),
-        GitHubSource(
-            "https://github.invalid",
-            "",
-            transport=replay_transport(_recorded("github.json")),
-            timeout_s=timeout_s,
-        ),
-        RegistrySource(
-            "https://npm.invalid",
-            "https://pypi.invalid",
-            transport=replay_transport(_recorded("registries.json")),
-            timeout_s=timeout_s,
-        ),
-    ]
 
 
 def sign(body: str, *, secret: str = SECRET, timestamp: int | None = None) -> dict[str, str]:
@@ -163,23 +124,10 @@ class SlackHarness:
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
     def build_services(self) -> Services:
-        settings = self.settings()
-        store = SqlStore.from_url(settings.database_url)
-        zendesk = build_zendesk(settings)
-        engine = TriageEngine(
-            tickets=zendesk,
+        return build_services(
+            self.settings(),
             sources=self.sources if self.sources is not None else replay_sources(),
             model=self.model,
-            playbooks=load_playbooks(None),
-            sdk_catalogue=load_sdk_catalogue(None),
-            config=triage_config(settings),
-        )
-        return Services(
-            settings=settings,
-            engine=engine,
-            store=store,
-            zendesk=zendesk,
-            triage_slots=asyncio.Semaphore(max(1, settings.triage_concurrency)),
         )
 
     async def start(self) -> SlackHarness:
