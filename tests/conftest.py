@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+
+from integrations.anthropic_model import AnthropicModel
+from tests.fakes.anthropic import FakeAnthropic
 
 # Settings come from the test, never from a developer's shell or .env.
 _PREFIXES = (
@@ -27,3 +31,25 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # anthropic reads credentials from these too
     monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAnthropic]:
+    """A fake Anthropic Messages API on 127.0.0.1 (script it with push_json / push_error)."""
+    with FakeAnthropic() as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture
+async def model(fake: FakeAnthropic) -> AsyncIterator[AnthropicModel]:
+    """The real AnthropicModel pointed at `fake` with `base_url`; no retries, so errors are immediate."""
+    m = AnthropicModel(
+        fake.api_key,
+        base_url=fake.url,
+        synthesis_model="claude-sonnet-5-5",
+        intake_model="claude-haiku-5-5",
+        max_retries=0,
+        timeout_s=10,
+    )
+    yield m
+    await m.aclose()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from importlib import resources
 
 import pytest
@@ -99,26 +98,6 @@ def flags_report(language: str = "en", ticket_id: int = 48291, **kw: object) -> 
     }
     base.update(kw)
     return grade(TriageReport(**base))  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic(api_key="k") as server:
-        yield server  # type: ignore[misc]
-
-
-@pytest.fixture
-async def model(fake: FakeAnthropic) -> AsyncIterator[AnthropicModel]:
-    m = AnthropicModel(
-        "k",
-        base_url=fake.url,
-        synthesis_model="claude-sonnet-5-5",
-        intake_model="claude-haiku-5-5",
-        max_retries=0,
-        timeout_s=10,
-    )
-    yield m
-    await m.aclose()
 
 
 # ---------------------------------------------------------------- escalation packet

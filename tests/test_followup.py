@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 import pytest
 
 from integrations.anthropic_model import AnthropicModel
@@ -61,26 +59,6 @@ def stored_report() -> TriageReport:
             statement="Race after identify()", confidence=Confidence.likely, evidence_ids=["E2"]
         ),
     )
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic(api_key="k") as server:
-        yield server  # type: ignore[misc]
-
-
-@pytest.fixture
-async def model(fake: FakeAnthropic) -> AsyncIterator[AnthropicModel]:
-    m = AnthropicModel(
-        "k",
-        base_url=fake.url,
-        synthesis_model="claude-sonnet-5-5",
-        intake_model="claude-haiku-5-5",
-        max_retries=0,
-        timeout_s=10,
-    )
-    yield m
-    await m.aclose()
 
 
 async def test_without_model_lists_relevant_evidence() -> None:

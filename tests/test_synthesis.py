@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
@@ -116,12 +116,6 @@ def sources(evidence: list[Evidence]) -> list[SourceStatus]:
             )
         )
     return out
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic(api_key="sk-ant-test") as server:
-        yield server  # type: ignore[misc]
 
 
 @pytest.fixture
