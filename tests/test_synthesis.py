@@ -26,6 +26,7 @@ from triage.models import (
     Sdk,
     SourceStatus,
     Ticket,
+    TriageReport,
     Urgency,
 )
 from triage.playbooks import Playbook, bundled_playbooks
@@ -116,6 +117,19 @@ def sources(evidence: list[Evidence]) -> list[SourceStatus]:
             )
         )
     return out
+
+
+async def flags_report(model: AnthropicModel | None) -> TriageReport:
+    """build_report for ticket #48291 with the flags intake, playbook and evidence."""
+    evidence = flags_evidence()
+    return await build_report(
+        ticket=example(48291),
+        intake=flags_intake(),
+        playbook=playbook(),
+        evidence=evidence,
+        sources=sources(evidence),
+        model=model,
+    )
 
 
 @pytest.fixture
@@ -232,15 +246,7 @@ async def test_end_to_end_through_fake(fake: FakeAnthropic, model: AnthropicMode
 
 
 async def test_evidence_only_without_model() -> None:
-    evidence = flags_evidence()
-    report = await build_report(
-        ticket=example(48291),
-        intake=flags_intake(),
-        playbook=playbook(),
-        evidence=evidence,
-        sources=sources(evidence),
-        model=None,
-    )
+    report = await flags_report(None)
     assert report.mode == ReportMode.evidence_only
     assert report.degraded_reason == "no ANTHROPIC_API_KEY"
     assert report.root_cause is None and report.findings == []
@@ -295,15 +301,7 @@ async def test_spanish_ticket_gets_spanish_template() -> None:
 async def test_model_failing_past_retries_falls_back(fake: FakeAnthropic, model: AnthropicModel) -> None:
     for _ in range(3):
         fake.overloaded()
-    evidence = flags_evidence()
-    report = await build_report(
-        ticket=example(48291),
-        intake=flags_intake(),
-        playbook=playbook(),
-        evidence=evidence,
-        sources=sources(evidence),
-        model=model,
-    )
+    report = await flags_report(model)
     assert len(fake.message_calls()) == 3
     assert report.mode == ReportMode.evidence_only
     assert report.degraded_reason.startswith("model unavailable: ")
