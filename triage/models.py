@@ -243,6 +243,11 @@ class Evidence(_Model):
     source: str
     tool: str = ""
     query: str = ""  # tool arguments or search query, as text (never ticket text beyond identifiers)
+    # The ticket identifier this row looked up, as "kind:value" (e.g. "flag_key:new-checkout",
+    # "person:<requester>", "error_issue:<id>", "survey:<id>", "session:<id>", "sdk:posthog-js@1.2.3").
+    # Empty for rows about nothing of this customer's (docs, GitHub search, registry latest).
+    # Grading uses it: only a first-party data row whose subject is an identifier of this ticket confirms.
+    subject: str = ""
     status: EvidenceStatus
     title: str = ""
     summary: str = ""
