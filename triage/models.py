@@ -190,6 +190,9 @@ class Identifiers(_Model):
     releases: list[str] = Field(default_factory=list)
     dates: list[str] = Field(default_factory=list)
     sdks: list[Sdk] = Field(default_factory=list)
+    # Public code symbols (SDK API names such as `displaySurvey`, config options, error class names): search words,
+    # never treated as customer identifiers.
+    code_symbols: list[str] = Field(default_factory=list)
 
     def is_empty(self) -> bool:
         return not any(getattr(self, name) for name in type(self).model_fields)
@@ -209,6 +212,8 @@ class Intake(_Model):
     injection_suspected: bool = False
     playbook_id: str = "other"
     refined_by_model: bool = False
+    # Short English search queries written by the intake model (already privacy-filtered); wave-2 research.
+    search_queries: list[str] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------- research
