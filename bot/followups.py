@@ -73,11 +73,14 @@ async def handle_thread_message(
     bot_user_id: str | None,
     bot_id: str | None,
     mentioned: bool,
-    envelope: dict[str, Any] | None = None,
+    user_allowed: bool,
 ) -> FollowUpOutcome:
-    """Decide whether `event` is a follow-up for us and answer it (once). Safe to call for every event."""
+    """Decide whether `event` is a follow-up for us and answer it (once). Safe to call for every event.
+
+    Slack Connect and channel checks are done before this is called (`bot.listeners.guard`), which
+    also says whether the author may use the bot (`user_allowed`).
+    """
     rt = runtime_for(services)
-    envelope = envelope or {}
     channel = str(event.get("channel") or "")
     ts = str(event.get("ts") or "")
     thread_ts = str(event.get("thread_ts") or "")
@@ -90,19 +93,15 @@ async def handle_thread_message(
         return FollowUpOutcome(False, "self")
     if not thread_ts or thread_ts == ts or not channel:
         return FollowUpOutcome(False, "not a thread reply")
-    if rt.access.shared_flag_refused(envelope):
-        return FollowUpOutcome(False, "slack connect")
     mentioned = mentioned or bool(bot_user_id and f"<@{bot_user_id}" in text)
     if not (mentioned or services.settings.slack_followup_any_reply):
         return FollowUpOutcome(False, "no mention")
-    if not rt.access.delivery_channel_allowed(channel):
-        return FollowUpOutcome(False, "channel not allowed")
 
     ticket_id = await services.store.ticket_for_thread(channel, thread_ts)
     if ticket_id is None:
         return FollowUpOutcome(False, "unknown thread")
 
-    if not await rt.access.user_allowed(user):
+    if not user_allowed:
         # only refuse people who addressed the bot; silently skip other chatter
         if mentioned and await services.store.mark_seen(f"followup:{channel}:{ts}"):
             try:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from formatting.actions import ACTION_PACKET
+from formatting.actions import ACTION_PACKET, FEEDBACK_BLOCK, FEEDBACK_INPUT, VIEW_FEEDBACK
+from formatting.limits import validate_view
 from tests.fakes.slack import BOT_USER_ID
 from tests.slack_support import TRIAGE_CHANNEL, close_harness, make_harness
 
@@ -124,5 +125,22 @@ async def test_channel_check_fails_closed(tmp_path: Path) -> None:
         assert "channels:read" in reply["text"] and "missing_scope" in reply["text"]
         await h.idle()
         assert h.slack.calls_to("chat.postMessage") == []
+    finally:
+        await close_harness(h)
+
+
+async def test_modal_submission_from_a_stranger_is_refused_in_the_modal(tmp_path: Path) -> None:
+    h = await make_harness(tmp_path, slack_allowed_users="W111")
+    try:
+        run = await h.run_to_done(48291)
+        sent = await h.view_submission(
+            VIEW_FEEDBACK, run.run_id, {FEEDBACK_BLOCK: {FEEDBACK_INPUT: "wrong"}}, user="W999"
+        )
+        body = sent.json()
+        assert body["response_action"] == "update"
+        assert validate_view(body["view"]) == []
+        assert "not allowed" in json.dumps(body["view"])
+        await h.idle()
+        assert await h.svc.store.feedback_for_run(run.run_id) == []
     finally:
         await close_harness(h)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.app import parse_command
 from bot.delivery import runtime_for
+from bot.listeners.commands import parse_command
 from bot.socket_mode import start_socket_mode
 from formatting.actions import ACTION_PACKET, ACTION_RERUN
 from formatting.limits import validate_message
@@ -281,12 +281,17 @@ async def test_not_in_channel_is_reported(h: SlackHarness) -> None:
 
 async def test_restart_shuts_down_cleanly_and_keeps_state(h: SlackHarness) -> None:
     run = await h.run_to_done(48291)
+    before = runtime_for(h.svc)
     await h.restart()
+    # the old process drained its background work on shutdown
+    assert before.closing and all(t.done() for t in before.tasks)
     await h.command("48291", name="after")
     reply = await h.wait_response("after")
     assert "already triaged" in reply["text"]
     assert run.thread_ts and run.thread_ts.replace(".", "") in reply["text"]
-    assert runtime_for(h.svc).tasks == set() or all(t.done() for t in runtime_for(h.svc).tasks)
+    # the reply is posted before its task returns: wait for the task instead of racing it
+    await h.idle()
+    assert runtime_for(h.svc) is not before and runtime_for(h.svc).tasks == set()
 
 
 # ---------------------------------------------------------------- Socket Mode

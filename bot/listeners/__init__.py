@@ -1,0 +1,36 @@
+"""The Bolt listeners, one module per Slack surface, registered on the app by `register`.
+
+`guard` (access control, one middleware for every request) · `commands` (/triage) · `actions` (report
+buttons) · `views` (modal submissions) · `events` (thread follow-ups).
+
+Every listener acknowledges first and does nothing slow before `ack()`; the work runs in a tracked
+background task (`SlackRuntime.spawn`) so shutdown can wait for it, and triage runs are bounded by
+`Services.triage_slots` (TRIAGE_CONCURRENCY).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.listeners.actions import ActionListeners
+from bot.listeners.commands import CommandListeners
+from bot.listeners.common import Deps
+from bot.listeners.events import EventListeners
+from bot.listeners.guard import access_middleware
+from bot.listeners.views import ViewListeners
+
+log = logging.getLogger(__name__)
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    app.middleware(access_middleware(deps))
+    for surface in (CommandListeners, ActionListeners, ViewListeners, EventListeners):
+        surface(deps).register(app)
+    app.error(_on_error)
+
+
+async def _on_error(error: Exception, body: dict[str, Any]) -> None:
+    log.error("unhandled error in a Slack listener (%s): %s", body.get("type"), error, exc_info=error)
