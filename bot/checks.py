@@ -29,14 +29,15 @@ def _checks(settings: Settings) -> list[Check]:
     checks: list[Check] = []
 
     async def store() -> str:
+        from integrations.schema_migrations import head_revision
         from integrations.store import SqlStore
 
-        st = SqlStore.from_url(settings.database_url)
+        st = SqlStore.from_url(settings.database_url, migrate=False)  # a check never migrates
         try:
             await st.get_cursor("__check__")
         finally:
             await st.close()
-        return settings.database_url.split("://", 1)[0]
+        return f"{settings.database_url.split('://', 1)[0]}, schema revision {head_revision()}"
 
     checks.append(("database", store))
 

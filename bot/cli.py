@@ -1,6 +1,6 @@
 """`triagebot` — the command line.
 
-demo · triage TICKET · render REPORT.json · schema report · check · run [--http --port P]
+demo · triage TICKET · render REPORT.json · schema report · check · db upgrade|status · run [--http --port P]
 
 Bad input gives one clear line on stderr and a non-zero exit, never a traceback (`--debug` shows it).
 """
@@ -206,6 +206,35 @@ async def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_FAIL if failed else 0
 
 
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    """`db upgrade`: migrate DATABASE_URL to the newest revision; `db status`: where it is."""
+    from integrations.schema_migrations import current_revision, head_revision, prepare_schema
+    from integrations.store import create_store_engine
+
+    engine = create_store_engine(settings.database_url)
+    try:
+        if args.action == "status":
+            with engine.connect() as conn:
+                current = current_revision(conn)
+            state = "up to date" if current == head_revision() else "needs `triagebot db upgrade`"
+            print(
+                f"database revision {current or '(none)'}, this triagebot's newest {head_revision()}: {state}"
+            )
+            return 0 if current == head_revision() else EXIT_FAIL
+        result = prepare_schema(engine, upgrade=True)
+    finally:
+        engine.dispose()
+    if result.stamped_legacy:
+        print("pre-Alembic database (schema_version 1) recognised and stamped as revision 0001")
+    if result.applied:
+        print(
+            f"database upgraded from {result.before or '(empty)'} to {result.after}: {', '.join(result.applied)}"
+        )
+    else:
+        print(f"database already at the newest revision {result.after}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.runner import run_bot
 
@@ -250,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", nargs="?", default="report")
 
     sub.add_parser("check", help="one OK/FAIL line per configured integration")
+
+    p = sub.add_parser("db", help="database schema: `db upgrade` applies migrations, `db status` shows them")
+    p.add_argument("action", choices=("upgrade", "status"))
 
     p = sub.add_parser("run", help="run the Slack bot (Socket Mode if SLACK_APP_TOKEN is set, else --http)")
     p.add_argument(
@@ -297,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_schema(args)
         if args.command == "run":
             return cmd_run(args, settings)
+        if args.command == "db":
+            return cmd_db(args, settings)
         handler = {"demo": cmd_demo, "triage": cmd_triage, "check": cmd_check}[args.command]
         return asyncio.run(handler(args, settings))
     except UsageError as exc:

@@ -97,6 +97,8 @@ class Settings(BaseSettings):
 
     # --- storage, playbooks, behaviour
     database_url: str = "sqlite:///triagebot.db"
+    # migrate the database at start-up; false = refuse to start until `triagebot db upgrade` ran
+    database_auto_migrate: bool = True
     playbooks_dir: str = ""
     redact_emails: bool = True
     redact_phones: bool = True

@@ -132,7 +132,7 @@ def build_services(
     database_url: str | None = None,
 ) -> Services:
     """Services from settings; the keyword arguments replace one part (the demo and tests use them)."""
-    store = SqlStore.from_url(database_url or settings.database_url)
+    store = SqlStore.from_url(database_url or settings.database_url, migrate=settings.database_auto_migrate)
     zendesk = build_zendesk(settings)
     playbooks_dir = settings.playbooks_dir or None
     engine = TriageEngine(

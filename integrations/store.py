@@ -9,8 +9,9 @@ The engine is synchronous; every public method runs its work in a worker thread 
 busy timeout; every write transaction starts with its write, so SQLite writers queue instead of
 failing with "database is locked".
 
-Schema management: `metadata.create_all` on start plus a `schema_meta` row (`schema_version`).
-There are no migrations yet (no Alembic); a future schema change bumps SCHEMA_VERSION and adds them.
+Schema: the tables are in `integrations.store_schema`, migrated with Alembic
+(`integrations.schema_migrations`): `from_url` brings the database to the newest revision (or, with
+`migrate=False`, refuses to run against an older one) and always refuses a newer one.
 
 Privacy: ticket text (subject, description, comments) is never written to `audit_log` or `evidence`;
 the only copy of anything derived from a ticket is the report JSON the team already sees in Slack.
@@ -29,18 +30,9 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import (
-    BigInteger,
     Column,
-    DateTime,
     Engine,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    String,
     Table,
-    Text,
-    UniqueConstraint,
     and_,
     create_engine,
     delete,
@@ -54,6 +46,18 @@ from sqlalchemy.engine import Connection, RowMapping, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
+from integrations.schema_migrations import prepare_schema
+from integrations.store_schema import (
+    artefacts,
+    audit_log,
+    cursors,
+    evidence,
+    feedback_table,
+    seen_keys,
+    threads,
+    ticket_state,
+    triage_runs,
+)
 from triage.models import TriageReport
 from triage.store import (
     Artefact,
@@ -68,151 +72,9 @@ from triage.store import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 DEFAULT_DATABASE_URL = "sqlite:///triagebot.db"
 
 T = TypeVar("T")
-
-# Autoincrement surrogate keys: BIGINT on PostgreSQL, INTEGER (rowid alias) on SQLite.
-_Id = BigInteger().with_variant(Integer(), "sqlite")
-
-
-def _ts(name: str, **kw: Any) -> Column[datetime]:
-    return Column(name, DateTime(timezone=True), **kw)
-
-
-metadata = MetaData()
-
-schema_meta = Table(
-    "schema_meta",
-    metadata,
-    Column("key", String(64), primary_key=True),
-    Column("value", String(255), nullable=False),
-)
-
-triage_runs = Table(
-    "triage_runs",
-    metadata,
-    Column("run_id", String(64), primary_key=True),
-    Column("ticket_id", BigInteger, nullable=False),
-    Column("ticket_version", String(64), nullable=False),
-    Column("trigger", String(32), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("attempts", Integer, nullable=False, default=1),
-    Column("report_json", Text, nullable=True),
-    Column("error", Text, nullable=False, default=""),
-    Column("channel", String(64), nullable=True),
-    Column("thread_ts", String(64), nullable=True),
-    _ts("heartbeat_at", nullable=False),
-    _ts("created_at", nullable=False),
-    _ts("updated_at", nullable=False),
-    # denormalised from the report, for dashboards / SQL reporting
-    Column("mode", String(16), nullable=True),
-    Column("product_area", String(32), nullable=True),
-    Column("confidence", String(16), nullable=True),
-    Column("fetch_ms", Integer, nullable=True),
-    Column("intake_ms", Integer, nullable=True),
-    Column("research_ms", Integer, nullable=True),
-    Column("synthesis_ms", Integer, nullable=True),
-    Column("total_ms", Integer, nullable=True),
-    Column("llm_calls", Integer, nullable=True),
-    Column("input_tokens", Integer, nullable=True),
-    Column("output_tokens", Integer, nullable=True),
-    Column("cache_read_tokens", Integer, nullable=True),
-    Column("cache_creation_tokens", Integer, nullable=True),
-    Column("cost_usd", Float, nullable=True),
-    UniqueConstraint("ticket_id", "ticket_version", name="uq_triage_runs_ticket_version"),
-    Index("ix_triage_runs_ticket_created", "ticket_id", "created_at"),
-    Index("ix_triage_runs_status_heartbeat", "status", "heartbeat_at"),
-)
-
-evidence = Table(
-    "evidence",
-    metadata,
-    Column("id", _Id, primary_key=True, autoincrement=True),
-    Column("run_id", String(64), nullable=False, index=True),
-    Column("evidence_id", String(16), nullable=False),
-    Column("source", String(64), nullable=False),
-    Column("tool", String(128), nullable=False, default=""),
-    Column("status", String(16), nullable=False),
-    Column("title", Text, nullable=False, default=""),
-    Column("url", Text, nullable=True),
-    Column("latency_ms", Integer, nullable=False, default=0),
-    Column("summary", Text, nullable=False, default=""),
-    Column("first_party", Integer, nullable=False, default=0),
-)
-
-audit_log = Table(
-    "audit_log",
-    metadata,
-    Column("id", _Id, primary_key=True, autoincrement=True),
-    Column("run_id", String(64), nullable=False, default="", index=True),
-    Column("source", String(64), nullable=False),
-    Column("tool", String(128), nullable=False, default=""),
-    Column("status", String(16), nullable=False),
-    Column("latency_ms", Integer, nullable=False, default=0),
-    _ts("created_at", nullable=False),
-)
-
-threads = Table(
-    "threads",
-    metadata,
-    Column("ticket_id", BigInteger, primary_key=True),
-    Column("channel", String(64), nullable=False),
-    Column("thread_ts", String(64), nullable=False),
-    _ts("created_at", nullable=False),
-    Index("ix_threads_channel_ts", "channel", "thread_ts"),
-)
-
-artefacts = Table(
-    "artefacts",
-    metadata,
-    Column("run_id", String(64), primary_key=True),
-    Column("kind", String(32), primary_key=True),
-    Column("status", String(16), nullable=False),
-    Column("ref", Text, nullable=False, default=""),
-    Column("content", Text, nullable=False, default=""),
-    _ts("created_at", nullable=False),
-    _ts("updated_at", nullable=False),
-)
-
-feedback_table = Table(
-    "feedback",
-    metadata,
-    Column("id", _Id, primary_key=True, autoincrement=True),
-    Column("run_id", String(64), nullable=False),
-    Column("user_id", String(64), nullable=False),
-    Column("vote", String(8), nullable=False),
-    Column("comment", Text, nullable=False, default=""),
-    _ts("created_at", nullable=False),
-    UniqueConstraint("run_id", "user_id", name="uq_feedback_run_user"),
-)
-
-seen_keys = Table(
-    "seen_keys",
-    metadata,
-    Column("key", String(255), primary_key=True),
-    _ts("created_at", nullable=False, index=True),
-)
-
-cursors = Table(
-    "cursors",
-    metadata,
-    Column("name", String(128), primary_key=True),
-    Column("value", Text, nullable=False),
-    _ts("updated_at", nullable=False),
-)
-
-ticket_state = Table(
-    "ticket_state",
-    metadata,
-    Column("ticket_id", BigInteger, primary_key=True),
-    Column("public_customer_comments", Integer, nullable=False, default=0),
-    Column("last_version", String(64), nullable=False, default=""),
-    Column("extra_json", Text, nullable=False, default="{}"),
-    _ts("updated_at", nullable=False),
-)
-
 
 # ---------------------------------------------------------------- helpers
 
@@ -282,32 +144,26 @@ class SqlStore:
     # ------------------------------------------------------------ construction
 
     @classmethod
-    def from_url(cls, url: str = DEFAULT_DATABASE_URL, *, echo: bool = False) -> SqlStore:
-        """Create the engine and the tables (blocking; call at start-up or use `connect`)."""
-        store = cls(create_store_engine(url, echo=echo))
-        store.create_schema()
-        return store
+    def from_url(
+        cls, url: str = DEFAULT_DATABASE_URL, *, echo: bool = False, migrate: bool = True
+    ) -> SqlStore:
+        """Create the engine and prepare the schema (blocking; call at start-up or use `connect`).
+
+        `migrate=False` refuses (SchemaError) a database that needs a migration instead of running it.
+        """
+        engine = create_store_engine(url, echo=echo)
+        try:
+            prepare_schema(engine, upgrade=migrate)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
 
     @classmethod
-    async def connect(cls, url: str = DEFAULT_DATABASE_URL, *, echo: bool = False) -> SqlStore:
-        return await asyncio.to_thread(cls.from_url, url, echo=echo)
-
-    def create_schema(self) -> None:
-        metadata.create_all(self.engine)
-        with self.engine.connect() as conn:
-            current = conn.execute(
-                select(schema_meta.c.value).where(schema_meta.c.key == "schema_version")
-            ).scalar_one_or_none()
-        if current is None:
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(insert(schema_meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
-            except IntegrityError:
-                pass  # another replica wrote it first
-        elif int(current) > SCHEMA_VERSION:
-            log.warning(
-                "database schema_version %s is newer than this triagebot (%s)", current, SCHEMA_VERSION
-            )
+    async def connect(
+        cls, url: str = DEFAULT_DATABASE_URL, *, echo: bool = False, migrate: bool = True
+    ) -> SqlStore:
+        return await asyncio.to_thread(cls.from_url, url, echo=echo, migrate=migrate)
 
     async def close(self) -> None:
         await asyncio.to_thread(self.engine.dispose)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from sqlalchemy import inspect, select, update
 
 from integrations.store import SqlStore, audit_log, evidence, normalize_database_url, triage_runs
+from tests.pg_support import pg_schema
 from triage.models import (
     Confidence,
     Evidence,
@@ -26,25 +26,7 @@ from triage.models import (
 )
 from triage.store import Artefact, AuditEntry, Feedback, RunStatus, Store, ThreadRef, TicketState
 
-PG_BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SECRET_TICKET_TEXT = "MY-PRIVATE-TICKET-TEXT-7731"
-
-
-def _pg_schema() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    schema = f"triagebot_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(
-            "postgresql://postgres@127.0.0.1:5432/test", connect_timeout=3, autocommit=True
-        )
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432/test ({exc.__class__.__name__})")
-    with admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-        try:
-            yield schema
-        finally:
-            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -52,11 +34,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'triagebot.db'}"
         return
-    gen = _pg_schema()
-    schema = next(gen)
-    # plain postgresql:// on purpose: the store must route it to psycopg 3
-    yield f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-    next(gen, None)
+    with pg_schema() as url:
+        yield url
 
 
 @pytest.fixture
