@@ -32,7 +32,9 @@ def _checks(settings: Settings) -> list[Check]:
         from integrations.schema_migrations import head_revision
         from integrations.store import SqlStore
 
-        st = SqlStore.from_url(settings.database_url, migrate=False)  # a check never migrates
+        st = SqlStore.from_url(
+            settings.database_url, migrate=settings.database_auto_migrate
+        )  # as `run` would
         try:
             await st.get_cursor("__check__")
         finally:
