@@ -75,7 +75,7 @@ def _checks(settings: Settings) -> list[Check]:
             finally:
                 await model.aclose()  # type: ignore[attr-defined]
 
-        checks.append(("anthropic", llm))
+        checks.append((settings.triage_llm_provider, llm))
 
     for source in wiring.build_sources(settings):
 

@@ -115,7 +115,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     services = build_demo_services(settings, db)
     ids = [parse_ticket_ref(t) for t in args.ticket] if args.ticket else BundledTicketSource().ids()
     try:
-        if settings.anthropic_api_key is None and not args.quiet:
+        if not settings.model_configured and not args.quiet:
             print(
                 "demo: no ANTHROPIC_API_KEY, so reports are evidence-only (set it for full synthesis)",
                 file=sys.stderr,

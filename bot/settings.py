@@ -7,7 +7,7 @@ test servers. `deploy/.env.example` lists every variable; the README has the tab
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     triage_intake_model: str = "claude-haiku-5-5"
     anthropic_max_retries: int = 3
     anthropic_timeout_seconds: float = 120.0
+    # where the model runs: the Anthropic API, Amazon Bedrock or Google Vertex AI (see docs/readme/providers.md)
+    triage_llm_provider: Literal["anthropic", "bedrock", "vertex"] = "anthropic"
+    triage_llm_region: str = ""  # Bedrock: AWS region (eu-central-1); Vertex: europe-west1, "eu", "global"
+    triage_llm_base_url: str = ""  # Bedrock/Vertex endpoint override (VPC endpoint, proxy, test fake)
+    triage_llm_project_id: str = ""  # Vertex: Google Cloud project (else from the credentials)
+    triage_structured_output: bool = (
+        True  # false: the schema goes into the prompt (Vertex without the policy)
+    )
+    triage_prompt_caching: bool = True
 
     # --- PostHog MCP and extra MCP servers
     posthog_mcp_url: str = "https://mcp.posthog.com/mcp"
@@ -139,6 +148,11 @@ class Settings(BaseSettings):
     @property
     def zendesk_configured(self) -> bool:
         return bool(self.zendesk_base_url and (self.zendesk_api_token or self.zendesk_oauth_token))
+
+    @property
+    def model_configured(self) -> bool:
+        """Bedrock and Vertex take credentials from the cloud's own chain; the Anthropic API needs a key."""
+        return self.triage_llm_provider != "anthropic" or self.anthropic_api_key is not None
 
     @property
     def slack_configured(self) -> bool:

@@ -13,6 +13,7 @@ from bot.settings import Settings, secret
 from integrations.anthropic_model import AnthropicModel
 from integrations.extra_mcp import ExtraMcpSource
 from integrations.github import GitHubSource
+from integrations.llm_providers import ProviderConfig
 from integrations.posthog_mcp import PostHogMcpSource
 from integrations.registries import RegistrySource
 from integrations.store import SqlStore
@@ -48,16 +49,29 @@ def triage_config(settings: Settings) -> TriageConfig:
     )
 
 
-def build_model(settings: Settings) -> LanguageModel | None:
-    if not settings.anthropic_api_key:
-        return None
-    return AnthropicModel(
-        secret(settings.anthropic_api_key),
-        base_url=settings.anthropic_base_url,
-        synthesis_model=settings.triage_model,
-        intake_model=settings.triage_intake_model,
+def provider_config(settings: Settings) -> ProviderConfig:
+    anthropic_api = settings.triage_llm_provider == "anthropic"
+    return ProviderConfig(
+        settings.triage_llm_provider,
+        api_key=secret(settings.anthropic_api_key) if anthropic_api else "",
+        base_url=settings.anthropic_base_url if anthropic_api else settings.triage_llm_base_url,
+        region=settings.triage_llm_region,
+        project_id=settings.triage_llm_project_id,
         max_retries=settings.anthropic_max_retries,
         timeout_s=settings.anthropic_timeout_seconds,
+    )
+
+
+def build_model(settings: Settings) -> LanguageModel | None:
+    """The model on the configured provider, or None (evidence-only) when the Anthropic API has no key."""
+    if not settings.model_configured:
+        return None
+    return AnthropicModel(
+        synthesis_model=settings.triage_model,
+        intake_model=settings.triage_intake_model,
+        provider=provider_config(settings),
+        structured_output=settings.triage_structured_output,
+        prompt_caching=settings.triage_prompt_caching,
     )
 
 

@@ -1,8 +1,10 @@
-"""`LanguageModel` over the Anthropic Messages API (anthropic 2.x, `AsyncAnthropic`).
+"""`LanguageModel` over the Anthropic Messages API (anthropic 2.x; the Anthropic API, Bedrock or Vertex).
 
 - One model per purpose: `intake` uses the cheap intake model, everything else the synthesis model.
-- Structured output through `output_config.format` (JSON schema from the pydantic output type), then
-  validated with pydantic; invalid JSON gets one repair turn, then `LanguageModelError`.
+- Structured output through `output_config.format` (JSON schema from the pydantic output type), or, where
+  the provider refuses it (`structured_output=False`), the schema as the last system instruction; either
+  way validated with pydantic; invalid JSON gets one repair turn, then `LanguageModelError`.
+- The SDK client comes from `integrations.llm_providers` (provider, region, PostHog analytics wrapper).
 - System blocks are sent as text blocks; the last one carries `cache_control` (static prompt first).
 - Retries (429, 529, 5xx, connection errors, honouring `retry-after`) are the SDK's; every SDK error
   becomes a one-line `LanguageModelError` that never contains ticket text.
@@ -20,14 +22,13 @@ import anthropic
 from anthropic import transform_schema
 from pydantic import BaseModel, ValidationError
 
+from integrations.llm_providers import DEFAULT_BASE_URL, ProviderConfig, build_client, canonical_model_id
 from triage.models import Usage
-from triage.protocols import LanguageModelError, ModelResult
+from triage.protocols import ConfigError, LanguageModelError, ModelResult
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=BaseModel)
-
-DEFAULT_BASE_URL = "https://api.anthropic.com"
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ LONG_PROMPT_PRICES: dict[str, tuple[int, Price]] = {
 
 
 def price_for(model: str, prompt_tokens: int = 0) -> Price | None:
-    """The price of `model` (longest matching prefix), or None when unknown."""
+    """The price of `model` (longest matching prefix; Bedrock/Vertex ids are mapped first), or None."""
+    model = canonical_model_id(model)
     best = ""
     for prefix in PRICES:
         if (model == prefix or model.startswith(prefix + "-")) and len(prefix) > len(best):
@@ -178,24 +180,29 @@ class AnthropicModel:
 
     def __init__(
         self,
-        api_key: str,
+        api_key: str = "",
         *,
         base_url: str = DEFAULT_BASE_URL,
         synthesis_model: str,
         intake_model: str,
         max_retries: int = 3,
         timeout_s: float = 120,
+        provider: ProviderConfig | None = None,
+        structured_output: bool = True,
+        prompt_caching: bool = True,
+        posthog_client: Any | None = None,
     ) -> None:
-        if not api_key:
-            raise LanguageModelError("ANTHROPIC_API_KEY is not set")
+        self.provider = provider or ProviderConfig(
+            "anthropic", api_key=api_key, base_url=base_url, max_retries=max_retries, timeout_s=timeout_s
+        )
         self.synthesis_model = synthesis_model
         self.intake_model = intake_model
-        self._client = anthropic.AsyncAnthropic(
-            api_key=api_key,
-            base_url=base_url or DEFAULT_BASE_URL,
-            max_retries=max_retries,
-            timeout=timeout_s,
-        )
+        self.structured_output = structured_output
+        self.prompt_caching = prompt_caching
+        try:
+            self._client = build_client(self.provider, posthog_client)
+        except ConfigError as exc:
+            raise LanguageModelError(str(exc)) from exc
 
     def model_for(self, purpose: str) -> str:
         return self.intake_model if purpose == "intake" else self.synthesis_model
@@ -204,14 +211,25 @@ class AnthropicModel:
         await self._client.close()
 
     async def check(self) -> str:
-        """For `triagebot check`: count tokens of a tiny prompt (reaches the API, generates nothing)."""
+        """For `triagebot check`: reach the configured provider without generating a report.
+
+        Anthropic and Vertex count the tokens of a tiny prompt; the SDK has no token counting for
+        Bedrock, so there a one-token message is sent (it costs a few input tokens).
+        """
+        model = self.synthesis_model
+        where = self.provider.label
         try:
+            if self.provider.provider == "bedrock":
+                message = await self._client.messages.create(
+                    model=model, max_tokens=1, messages=[{"role": "user", "content": "ping"}]
+                )
+                return f"{model} reachable on {where} ({message.usage.input_tokens} input tokens)"
             counted = await self._client.messages.count_tokens(
-                model=self.synthesis_model, messages=[{"role": "user", "content": "ping"}]
+                model=model, messages=[{"role": "user", "content": "ping"}]
             )
         except Exception as exc:
-            raise LanguageModelError(_error_message(exc, self.synthesis_model)) from exc
-        return f"{self.synthesis_model} reachable ({counted.input_tokens} tokens counted)"
+            raise LanguageModelError(_error_message(exc, model)) from exc
+        return f"{model} reachable on {where} ({counted.input_tokens} tokens counted)"
 
     async def __aenter__(self) -> AnthropicModel:
         return self
@@ -219,11 +237,19 @@ class AnthropicModel:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    @staticmethod
-    def system_blocks(system: list[str]) -> list[dict[str, Any]]:
-        """Text blocks; the last static block carries the cache breakpoint."""
-        blocks: list[dict[str, Any]] = [{"type": "text", "text": text} for text in system if text]
-        if blocks:
+    def system_blocks(self, system: list[str], schema: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Text blocks; the last static block carries the cache breakpoint (unless caching is off).
+
+        Without structured output the schema travels as the last static instruction block.
+        """
+        texts = [text for text in system if text]
+        if schema is not None and not self.structured_output:
+            texts.append(
+                "Reply with only one JSON object, no prose and no code fences, that matches this JSON "
+                "schema:\n" + json.dumps(schema, separators=(",", ":"))
+            )
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": text} for text in texts]
+        if blocks and self.prompt_caching:
             blocks[-1]["cache_control"] = {"type": "ephemeral"}
         return blocks
 
@@ -239,8 +265,9 @@ class AnthropicModel:
             "model": model,
             "max_tokens": max_tokens,
             "messages": messages,
-            "output_config": {"format": {"type": "json_schema", "schema": schema}},
         }
+        if self.structured_output:
+            kwargs["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
         if system:
             kwargs["system"] = system
         try:
@@ -266,7 +293,7 @@ class AnthropicModel:
     ) -> ModelResult[T]:
         model = self.model_for(purpose)
         schema = output_schema(output_type)
-        blocks = self.system_blocks(system)
+        blocks = self.system_blocks(system, schema)
         messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
         text, stop, usage = await self._call(model, blocks, messages, schema, max_tokens)
         try:

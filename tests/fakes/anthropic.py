@@ -9,6 +9,12 @@ Shapes follow the real API (anthropic 2.x, see shared/reference/anthropic-and-mc
 - scripted errors use the real error body `{"type": "error", "error": {"type": ..., "message": ...}}`
   and status codes (429 with `retry-after`, 529 overloaded, 500 …).
 Every request is recorded by `FakeServer` (headers and JSON body) for assertions.
+
+The same answers are served on the paths the SDK's cloud clients use (anthropic 2.15
+`lib/bedrock/_client.py` and `lib/vertex/_client.py` `_prepare_options`): Amazon Bedrock
+`POST /model/{model}/invoke` and Google Vertex AI
+`POST /projects/{p}/locations/{r}/publishers/anthropic/models/{model}:rawPredict` (+ `count-tokens:rawPredict`).
+There `model` is in the path, not the body, and the body carries `anthropic_version`.
 """
 
 from __future__ import annotations
@@ -148,6 +154,43 @@ class FakeAnthropic(FakeServer):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
+        app.router.add_post("/model/{model}/invoke", self._bedrock_invoke)
+        app.router.add_post(
+            "/projects/{project}/locations/{region}/publishers/anthropic/models/{spec}", self._vertex_predict
+        )
+
+    async def _platform_body(self, request: web.Request, model: str) -> dict[str, Any] | web.Response:
+        """Bedrock/Vertex: `model` comes from the path and must not be in the body; `anthropic_version` must."""
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return self._error(400, "invalid_request_error", "request body is not valid JSON")
+        if "model" in body:
+            return self._error(400, "invalid_request_error", "model: Extra inputs are not permitted")
+        if not body.get("anthropic_version"):
+            return self._error(400, "invalid_request_error", "anthropic_version: Field required")
+        return {**body, "model": model}
+
+    async def _bedrock_invoke(self, request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        if auth != f"Bearer {self.api_key}" and not auth.startswith("AWS4-HMAC-SHA256 "):
+            return json_response(
+                {"message": "The security token included in the request is invalid."}, status=403
+            )
+        body = await self._platform_body(request, request.match_info["model"])
+        return body if isinstance(body, web.Response) else self._answer(body)
+
+    async def _vertex_predict(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization", "") != f"Bearer {self.api_key}":
+            return self._error(401, "authentication_error", "Request had invalid authentication credentials.")
+        model, _, specifier = request.match_info["spec"].partition(":")
+        if specifier != "rawPredict":
+            return self._error(404, "not_found_error", f"unknown method {specifier!r}")
+        if model == "count-tokens":
+            body = json.loads(await request.read())
+            return json_response({"input_tokens": max(1, len(json.dumps(body)) // 4)})
+        body = await self._platform_body(request, model)
+        return body if isinstance(body, web.Response) else self._answer(body)
 
     def _error(
         self, status: int, error_type: str, message: str, headers: dict[str, str] | None = None
@@ -174,6 +217,9 @@ class FakeAnthropic(FakeServer):
             body = json.loads(await request.read())
         except ValueError:
             return self._error(400, "invalid_request_error", "request body is not valid JSON")
+        return self._answer(body)
+
+    def _answer(self, body: dict[str, Any]) -> web.Response:
         problem = self._validate(body)
         if problem:
             return self._error(400, "invalid_request_error", problem)
