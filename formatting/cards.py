@@ -84,6 +84,7 @@ STATUS_EMOJI: dict[EvidenceStatus, str] = {
     EvidenceStatus.error: "❌",
     EvidenceStatus.timeout: "⏱️",
     EvidenceStatus.refused: "🚫",
+    EvidenceStatus.rate_limited: "🐢",
 }
 PRIORITY_EMOJI = {"urgent": "🔴", "high": "🟠", "normal": "🟡", "low": "🟢"}
 EVIDENCE_ONLY = "Evidence only — no model"

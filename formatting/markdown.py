@@ -41,6 +41,7 @@ STATUS_MD = {
     "error": "❌ error",
     "timeout": "⏱️ timeout",
     "refused": "🚫 refused",
+    "rate_limited": "🐢 rate limited",
 }
 
 

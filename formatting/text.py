@@ -20,7 +20,7 @@ CONFIDENCE_TEXT = {
     Confidence.likely: "Likely",
     Confidence.suspected: "Suspected",
 }
-STATUS_MARK = {"ok": "✓", "empty": "·", "error": "✗", "timeout": "⏱", "refused": "⊘"}
+STATUS_MARK = {"ok": "✓", "empty": "·", "error": "✗", "timeout": "⏱", "refused": "⊘", "rate_limited": "⧗"}
 
 
 def _char_width(ch: str) -> int:

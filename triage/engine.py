@@ -38,6 +38,7 @@ from triage.protocols import (
     TicketSource,
 )
 from triage.redaction import Redactor
+from triage.requester import requester_scope
 from triage.research import emit, run_research, summarize_sources
 from triage.store import AuditEntry
 from triage.synthesis import build_report
@@ -166,6 +167,7 @@ class TriageEngine:
         clean = self.redactor.redact_ticket(ticket)
         base = rule_intake(clean, self.playbooks, self.sdk_catalogue, unredacted=ticket)
         intake, intake_usage = await refine_intake(self.model, clean, base, self.playbooks)
+        intake = intake.model_copy(update=requester_scope(ticket, clean, intake.identifiers))
         playbook = self.playbooks.get(intake.playbook_id) or playbook_for_area(
             self.playbooks, intake.product_area.value
         )

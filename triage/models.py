@@ -214,6 +214,11 @@ class Intake(_Model):
     refined_by_model: bool = False
     # Short English search queries written by the intake model (already privacy-filtered); wave-2 research.
     search_queries: list[str] = Field(default_factory=list)
+    # Person look-ups are scoped to the ticket's requester: their email (from the ticket record, never from
+    # ticket text) and the distinct/person ids written in their own messages. Other people named in a
+    # ticket are never looked up. Filled by `triage.requester.requester_scope`.
+    requester_email: str = ""
+    requester_ids: list[str] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------- research
@@ -225,10 +230,16 @@ class EvidenceStatus(StrEnum):
     error = "error"
     timeout = "timeout"
     refused = "refused"
+    rate_limited = "rate_limited"  # the source said "too many requests" and one wait did not clear it
 
     @property
     def failed(self) -> bool:
-        return self in (EvidenceStatus.error, EvidenceStatus.timeout, EvidenceStatus.refused)
+        return self in (
+            EvidenceStatus.error,
+            EvidenceStatus.timeout,
+            EvidenceStatus.refused,
+            EvidenceStatus.rate_limited,
+        )
 
 
 class ResearchTask(_Model):

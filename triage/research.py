@@ -125,7 +125,13 @@ async def _run_one(
 
 def _task_status(rows: Sequence[Evidence]) -> EvidenceStatus:
     statuses = {r.status for r in rows}
-    for status in (EvidenceStatus.ok, EvidenceStatus.empty, EvidenceStatus.refused, EvidenceStatus.timeout):
+    for status in (
+        EvidenceStatus.ok,
+        EvidenceStatus.empty,
+        EvidenceStatus.refused,
+        EvidenceStatus.rate_limited,
+        EvidenceStatus.timeout,
+    ):
         if status in statuses:
             return status
     return EvidenceStatus.error
