@@ -1,6 +1,10 @@
 """`triagebot` — the command line.
 
-demo · triage TICKET · render REPORT.json · schema report · check · db upgrade|status · run [--http --port P]
+demo · triage TICKET | triage - | triage --file PATH · render REPORT.json · schema report · check ·
+db upgrade|status · run [--http --port P]
+
+`--format json` prints one JSON object for one report and one JSON array for several; `render` reads
+either (and JSON Lines).
 
 Bad input gives one clear line on stderr and a non-zero exit, never a traceback (`--debug` shows it).
 """
@@ -21,7 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bot.settings import Settings
-from triage.models import TriageReport
+from triage.models import Ticket, TriageReport
 from triage.protocols import ProgressEvent, TriageError
 
 FORMATS = ("text", "json", "blocks", "markdown")
@@ -74,6 +78,29 @@ def render(report: TriageReport, fmt: str) -> str:
     return report_text(report)
 
 
+def render_many(reports: list[TriageReport], fmt: str) -> str:
+    """One report as `render` does; several: a JSON array (json, blocks) or the texts one after another."""
+    if len(reports) == 1:
+        return render(reports[0], fmt)
+    if fmt in ("json", "blocks"):
+        return "[\n" + ",\n".join(render(r, fmt) for r in reports) + "\n]"
+    return "\n\n".join(render(r, fmt) for r in reports)
+
+
+def load_reports(raw: str) -> list[TriageReport]:
+    """A report JSON object, a JSON array of them, or JSON Lines (one compact report per line)."""
+    text = raw.strip()
+    if text.startswith("["):
+        items = json.loads(text)
+        if not isinstance(items, list) or not items:
+            raise ValueError("an empty JSON array")
+        return [TriageReport.model_validate(item) for item in items]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and all(line.startswith("{") and line.endswith("}") for line in lines):
+        return [TriageReport.model_validate_json(line) for line in lines]
+    return [TriageReport.model_validate_json(text)]
+
+
 def _progress_printer(enabled: bool) -> Any:
     if not enabled:
         return None
@@ -85,6 +112,12 @@ def _progress_printer(enabled: bool) -> Any:
             print(line, file=sys.stderr, flush=True)
 
     return show
+
+
+def _check_drafts_format(args: argparse.Namespace) -> None:
+    wants = any(getattr(args, name, False) for name in ("packet", "kb", "reply"))
+    if wants and args.format in ("json", "blocks"):
+        raise UsageError("--packet/--kb/--reply print Markdown: use them with --format text or markdown")
 
 
 async def _drafts(services: Any, report: TriageReport, args: argparse.Namespace) -> list[str]:
@@ -107,6 +140,7 @@ async def _drafts(services: Any, report: TriageReport, args: argparse.Namespace)
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from bot.wiring import BundledTicketSource, build_demo_services
 
+    _check_drafts_format(args)
     db = settings.database_url if args.use_database_url else None
     if db is None:
         folder = Path(tempfile.gettempdir()) / "triagebot-demo"
@@ -114,6 +148,8 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         db = f"sqlite:///{folder / 'demo.db'}"
     services = build_demo_services(settings, db)
     ids = [parse_ticket_ref(t) for t in args.ticket] if args.ticket else BundledTicketSource().ids()
+    streaming = args.format in ("text", "markdown")
+    reports: list[TriageReport] = []
     try:
         if not settings.model_configured and not args.quiet:
             print(
@@ -124,16 +160,14 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             if not args.quiet:
                 print(f"\n▶ triaging demo ticket #{ticket_id}", file=sys.stderr)
             ticket = await services.engine.fetch(ticket_id)
-            claim = await services.store.claim_run(
-                ticket.id, f"{ticket.version_key}#demo-{uuid.uuid4().hex[:8]}", "cli"
-            )
-            report = await services.engine.triage(
-                ticket, run_id=claim.run.run_id, progress=_progress_printer(not args.quiet)
-            )
-            await services.store.finish_run(claim.run.run_id, report)
-            print(render(report, args.format))
-            for extra in await _drafts(services, report, args):
-                print("\n" + extra)
+            report = await _triage_stored(services, ticket, f"{ticket.version_key}#demo", args)
+            if streaming:
+                print(render(report, args.format))
+                for extra in await _drafts(services, report, args):
+                    print("\n" + extra)
+            reports.append(report)
+        if not streaming:
+            print(render_many(reports, args.format))
         if not args.quiet:
             print(f"\nreports stored in {db}", file=sys.stderr)
     finally:
@@ -141,32 +175,91 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _triage_stored(
+    services: Any, ticket: Ticket, version: str, args: argparse.Namespace
+) -> TriageReport:
+    """Claim a run (always a new one), triage, store the report (or the failure)."""
+    claim = await services.store.claim_run(ticket.id, f"{version}-{uuid.uuid4().hex[:8]}", "cli")
+    try:
+        report: TriageReport = await services.engine.triage(
+            ticket, run_id=claim.run.run_id, progress=_progress_printer(not args.quiet)
+        )
+    except BaseException as exc:
+        await services.store.fail_run(claim.run.run_id, type(exc).__name__)
+        raise
+    await services.store.finish_run(claim.run.run_id, report)
+    return report
+
+
+def _read_pasted(args: argparse.Namespace) -> Ticket:
+    """The ticket from stdin (`-`) or `--file` (text, .eml, Zendesk JSON); bad input → UsageError."""
+    from integrations.pasted import MAX_BYTES, PastedInputError, check_size, kind_for_name, read_ticket
+
+    if args.file:
+        path = Path(args.file)
+        what = str(path)
+        try:
+            check_size(path.stat().st_size, what)
+            data = path.read_bytes()
+        except PastedInputError as exc:
+            raise UsageError(str(exc)) from exc
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        kind = kind_for_name(path.name)
+    else:
+        what = "stdin"
+        data = sys.stdin.buffer.read(MAX_BYTES + 1)
+        kind = None
+    try:
+        return read_ticket(
+            data,
+            what=what,
+            kind=kind,
+            subject=args.subject,
+            requester_email=args.requester_email,
+        )
+    except PastedInputError as exc:
+        raise UsageError(str(exc)) from exc
+
+
 async def cmd_triage(args: argparse.Namespace, settings: Settings) -> int:
     from bot.wiring import build_services
 
-    ticket_id = parse_ticket_ref(args.ticket)
-    if not settings.zendesk_configured:
-        raise UsageError(
-            "Zendesk is not configured: set ZENDESK_URL (or ZENDESK_SUBDOMAIN) and ZENDESK_EMAIL + "
-            "ZENDESK_API_TOKEN (or ZENDESK_OAUTH_TOKEN); try `triagebot demo` for an offline run"
-        )
-    services = build_services(settings)
-    try:
-        ticket = await services.engine.fetch(ticket_id)
-        claim = await services.store.claim_run(
-            ticket.id, f"{ticket.version_key}#cli-{uuid.uuid4().hex[:8]}", "cli"
-        )
-        try:
-            report = await services.engine.triage(
-                ticket, run_id=claim.run.run_id, progress=_progress_printer(not args.quiet)
+    _check_drafts_format(args)
+    pasted = args.file is not None or args.ticket == "-"
+    if args.file is not None and args.ticket is not None:
+        raise UsageError("give a ticket id, `-` (stdin) or --file PATH, not both")
+    if args.ticket is None and args.file is None:
+        raise UsageError("give a ticket id or URL, `-` to read the ticket from stdin, or --file PATH")
+    if not pasted and (args.subject or args.requester_email):
+        raise UsageError("--subject and --requester-email are for pasted tickets (`-` or --file)")
+    if pasted:
+        from integrations.pasted import pasted_version
+
+        ticket = _read_pasted(args)
+        services = build_services(settings, tickets=None)
+        version = pasted_version(ticket)
+    else:
+        ticket_id = parse_ticket_ref(args.ticket)
+        if not settings.zendesk_configured:
+            raise UsageError(
+                "Zendesk is not configured: set ZENDESK_URL (or ZENDESK_SUBDOMAIN) and ZENDESK_EMAIL + "
+                "ZENDESK_API_TOKEN (or ZENDESK_OAUTH_TOKEN); try `triagebot demo` for an offline run, or "
+                "`triagebot triage -` to triage pasted text"
             )
-        except BaseException as exc:
-            await services.store.fail_run(claim.run.run_id, type(exc).__name__)
-            raise
-        await services.store.finish_run(claim.run.run_id, report)
+        services = build_services(settings)
+    try:
+        if not pasted:
+            ticket = await services.engine.fetch(ticket_id)
+            version = f"{ticket.version_key}#cli"
+        elif not args.quiet:
+            print(f"triaging pasted ticket {ticket.ref} (no Zendesk call)", file=sys.stderr)
+        report = await _triage_stored(services, ticket, version, args)
         print(render(report, args.format))
         for extra in await _drafts(services, report, args):
             print("\n" + extra)
+        if pasted and not args.quiet:
+            print(f"report stored as {ticket.ref} (run {report.run_id})", file=sys.stderr)
     finally:
         await services.aclose()
     return 0
@@ -175,16 +268,18 @@ async def cmd_triage(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     path = Path(args.report)
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = sys.stdin.read() if args.report == "-" else path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
     try:
-        report = TriageReport.model_validate_json(raw)
+        reports = load_reports(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "document"
         raise UsageError(f"{path} is not a triage report: {where}: {first.get('msg')}") from exc
-    print(render(report, args.format))
+    except ValueError as exc:
+        raise UsageError(f"{path} is not a triage report: {str(exc).splitlines()[0][:200]}") from exc
+    print(render_many(reports, args.format))
     return 0
 
 
@@ -266,12 +361,28 @@ def build_parser() -> argparse.ArgumentParser:
     output(p)
     drafts(p)
 
-    p = sub.add_parser("triage", help="triage one Zendesk ticket (id, #id or ticket URL)")
-    p.add_argument("ticket")
+    p = sub.add_parser(
+        "triage",
+        help="triage one Zendesk ticket (id, #id or URL), or a pasted one: `-` (stdin) or --file PATH",
+    )
+    p.add_argument(
+        "ticket", nargs="?", help="a Zendesk ticket id or URL, or `-` to read the ticket from stdin"
+    )
+    p.add_argument(
+        "--file",
+        metavar="PATH",
+        help="read the ticket from a file: plain text, an e-mail (.eml) or Zendesk JSON",
+    )
+    p.add_argument("--subject", help="subject of a pasted ticket (default: its first line, or the e-mail's)")
+    p.add_argument(
+        "--requester-email", help="requester of a pasted ticket (used for PostHog person look-ups)"
+    )
     output(p)
     drafts(p)
 
-    p = sub.add_parser("render", help="render a saved report JSON")
+    p = sub.add_parser(
+        "render", help="render saved report JSON (an object, an array or JSON Lines; - = stdin)"
+    )
     p.add_argument("report")
     output(p)
 

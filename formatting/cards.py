@@ -69,6 +69,7 @@ from triage.models import (
     TicketSummary,
     TriageReport,
     Usage,
+    is_pasted,
 )
 
 CardStatus = Literal["queued", "researching", "synthesizing", "done", "failed"]
@@ -262,7 +263,7 @@ def _finding_line(finding: Finding, limit: int = ITEM_MAX) -> str:
 
 
 def _ticket_title(ticket: TicketSummary, url: str, limit: int = 200) -> str:
-    return f"*{link(url or ticket.url, f'#{ticket.id} {ticket.subject}', limit)}*"
+    return f"*{link(url or ticket.url, f'{ticket.ref} {ticket.subject}', limit)}*"
 
 
 def _ticket_meta(ticket: TicketSummary, area: str = "") -> str:
@@ -370,6 +371,8 @@ def card_buttons(report: TriageReport | None, run_id: str) -> dict[str, Any]:
     else:
         reply["style"] = "primary"
         elements = [reply, kb, packet, rerun, up, down]
+    if report is not None and is_pasted(report.ticket.id):
+        elements.remove(rerun)  # a pasted ticket cannot be fetched again: paste it again instead
     return {"type": "actions", "elements": elements}
 
 
@@ -389,10 +392,9 @@ def parent_message(state: CardState) -> dict[str, Any]:
     if state.status == "failed":
         lines.append(f"⚠️ *Triage failed:* {safe_inline(state.error or 'unknown error', 500)}")
         fallback_status = "triage failed"
-        blocks = [
-            _section("\n".join(lines)),
-            {"type": "actions", "elements": [_button("Re-run", ACTION_RERUN, run_id)]},
-        ]
+        blocks = [_section("\n".join(lines))]
+        if not is_pasted(ticket.id):
+            blocks.append({"type": "actions", "elements": [_button("Re-run", ACTION_RERUN, run_id)]})
         footer.append(f"⏱ {_elapsed(state.elapsed_s)}")
     elif state.status == "done" and report is not None:
         if report.mode is ReportMode.evidence_only:
@@ -441,7 +443,7 @@ def parent_message(state: CardState) -> dict[str, Any]:
         footer.insert(0, f"🧵 {link(state.thread_url, 'Full report in thread')}")
     if footer:
         blocks.append(_context(" · ".join(footer)))
-    fallback = f"#{ticket.id} {ticket.subject} — {fallback_status}"
+    fallback = f"{ticket.ref} {ticket.subject} — {fallback_status}"
     return {"text": safe_inline(fallback, 300), "blocks": blocks}
 
 
@@ -452,7 +454,7 @@ def report_messages(report: TriageReport) -> list[dict[str, Any]]:
     """The full report for the card's thread, split into as many messages as it needs."""
     t = report.ticket
     pager = _Pager()
-    pager.add(_header(f"Triage report · #{t.id}"))
+    pager.add(_header(f"Triage report · {t.ref}"))
     head = [_ticket_title(t, t.url), _ticket_meta(t, report.product_area.label)]
     pager.add(_section("\n".join(x for x in head if x)))
     if report.mode is ReportMode.evidence_only:
@@ -517,14 +519,14 @@ def report_messages(report: TriageReport) -> list[dict[str, Any]]:
             + (f" · run {safe_inline(report.run_id, 64)}" if report.run_id else ""),
         )
     )
-    first = f"Triage report for #{t.id}: {report.summary or t.subject}"
+    first = f"Triage report for {t.ref}: {report.summary or t.subject}"
     if report.mode is ReportMode.evidence_only:
-        first = f"Triage report for #{t.id} ({EVIDENCE_ONLY}): {report.summary or t.subject}"
+        first = f"Triage report for {t.ref} ({EVIDENCE_ONLY}): {report.summary or t.subject}"
 
     def fallback(i: int, n: int) -> str:
-        return safe_inline(first, 300) if i == 1 else f"Triage report for #{t.id} (part {i} of {n})"
+        return safe_inline(first, 300) if i == 1 else f"Triage report for {t.ref} (part {i} of {n})"
 
-    return pager.messages(fallback, f"Triage report #{t.id}")
+    return pager.messages(fallback, f"Triage report {t.ref}")
 
 
 def _escalation_line(report: TriageReport) -> str:
@@ -543,7 +545,7 @@ def packet_messages(packet: EscalationPacket) -> list[dict[str, Any]]:
     """The escalation packet for engineering, posted in the thread."""
     t = packet.ticket
     pager = _Pager()
-    pager.add(_header(f"Escalation packet · #{t.id}"))
+    pager.add(_header(f"Escalation packet · {t.ref}"))
     head = [f"*{safe_inline(packet.title, 300)}*", _ticket_title(t, t.url)]
     owner = [f"{packet.urgency.value}"]
     if packet.owner_team:
@@ -571,10 +573,10 @@ def packet_messages(packet: EscalationPacket) -> list[dict[str, Any]]:
 
     def fallback(i: int, n: int) -> str:
         if i == 1:
-            return safe_inline(f"Escalation packet for #{t.id}: {packet.title}", 300)
-        return f"Escalation packet for #{t.id} (part {i} of {n})"
+            return safe_inline(f"Escalation packet for {t.ref}: {packet.title}", 300)
+        return f"Escalation packet for {t.ref} (part {i} of {n})"
 
-    return pager.messages(fallback, f"Escalation packet #{t.id}")
+    return pager.messages(fallback, f"Escalation packet {t.ref}")
 
 
 def kb_preview_message(article: KbArticle, file_note: str = "") -> dict[str, Any]:
@@ -666,7 +668,7 @@ def retriage_message(
         pager.add(_section(f"⚠️ *{EVIDENCE_ONLY}*"))
     if report.summary:
         pager.add(_section(f"*Now:* {safe_inline(report.summary, 800)}"))
-    return pager.message(safe_inline(f"Customer replied on #{report.ticket.id}: {customer_excerpt}", 300))
+    return pager.message(safe_inline(f"Customer replied on {report.ticket.ref}: {customer_excerpt}", 300))
 
 
 def error_message(text: str) -> dict[str, Any]:

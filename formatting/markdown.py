@@ -97,7 +97,7 @@ def _finding(f: Finding) -> str:
 
 
 def _ticket_line(t: TicketSummary, extra: list[str]) -> str:
-    parts = [md_link(t.url, f"Ticket #{t.id}")]
+    parts = [md_link(t.url, f"Ticket {t.ref}")]
     if t.priority:
         parts.append(f"Priority: {md_inline(t.priority)}")
     if t.organization:
@@ -153,7 +153,7 @@ def _section(out: list[str], title: str, body: list[str] | str) -> None:
 def report_markdown(report: TriageReport) -> str:
     """The full triage report as a Markdown document."""
     t = report.ticket
-    out = [f"# Triage report · #{t.id} — {md_inline(t.subject)}", ""]
+    out = [f"# Triage report · {t.ref} — {md_inline(t.subject)}", ""]
     out.append(
         _ticket_line(t, [f"Area: {md_inline(report.product_area.label)}", f"Mode: {report.mode.value}"])
     )

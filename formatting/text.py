@@ -81,7 +81,7 @@ def _cites(ids: list[str]) -> str:
 def report_text(report: TriageReport) -> str:
     """A compact, terminal-friendly rendering of a report (no colours, aligned evidence table)."""
     t = report.ticket
-    out = [f"#{t.id}  {_line(t.subject)}"]
+    out = [f"{t.ref}  {_line(t.subject)}"]
     if t.url:
         out.append(f"  {_line(t.url)}")
     meta = [x for x in (_line(t.priority or ""), _line(t.organization), report.product_area.label) if x]

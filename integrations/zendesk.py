@@ -350,48 +350,7 @@ class ZendeskTicketSource:
         users: dict[int, dict[str, Any]],
         org: dict[str, Any] | None,
     ) -> Ticket:
-        requester_id = raw.get("requester_id")
-        req = users.get(requester_id) if isinstance(requester_id, int) else None
-        requester = Person(
-            id=requester_id,
-            name=(req or {}).get("name") or "",
-            email=(req or {}).get("email") or "",
-            role=(req or {}).get("role") or "",
-        )
-        organization = None
-        if org is not None:
-            organization = Organization(
-                id=org.get("id"),
-                name=org.get("name") or "",
-                tags=list(org.get("tags") or []),
-                details=org.get("details") or "",
-            )
-        via = raw.get("via") or {}
-        custom = {
-            str(f["id"]): f.get("value")
-            for f in raw.get("custom_fields") or []
-            if isinstance(f, dict) and f.get("id") is not None and f.get("value") is not None
-        }
-        return Ticket(
-            id=int(raw["id"]),
-            url=f"{self.base_url}/agent/tickets/{raw['id']}",
-            subject=raw.get("subject") or raw.get("raw_subject") or "",
-            description=raw.get("description") or "",
-            status=raw.get("status") or "new",
-            priority=raw.get("priority"),
-            type=raw.get("type"),
-            tags=list(raw.get("tags") or []),
-            requester=requester,
-            organization=organization,
-            comments=[self._to_comment(c, users, requester_id) for c in comments],
-            created_at=raw.get("created_at"),
-            updated_at=raw.get("updated_at"),
-            group_id=raw.get("group_id"),
-            brand_id=raw.get("brand_id"),
-            ticket_form_id=raw.get("ticket_form_id"),
-            via_channel=via.get("channel") if isinstance(via, dict) else None,
-            custom_fields=custom,
-        )
+        return ticket_from_api(raw, comments, users, org, url=f"{self.base_url}/agent/tickets/{raw['id']}")
 
     @staticmethod
     def _to_comment(c: dict[str, Any], users: dict[int, dict[str, Any]], requester_id: Any) -> Comment:
@@ -533,3 +492,56 @@ def author_role(user_role: str | None, author_id: Any, requester_id: Any = None)
     if user_role is None and author_id == requester_id:
         return AuthorRole.customer  # the requester's user record could not be loaded
     return AuthorRole.system
+
+
+def ticket_from_api(
+    raw: dict[str, Any],
+    comments: Iterable[dict[str, Any]],
+    users: dict[int, dict[str, Any]],
+    org: dict[str, Any] | None,
+    *,
+    url: str = "",
+) -> Ticket:
+    """A Ticket from Zendesk API JSON: the ticket, its comments, the users and organization they name."""
+    requester_id = raw.get("requester_id")
+    req = users.get(requester_id) if isinstance(requester_id, int) else None
+    requester = Person(
+        id=requester_id,
+        name=(req or {}).get("name") or "",
+        email=(req or {}).get("email") or "",
+        role=(req or {}).get("role") or "",
+    )
+    organization = None
+    if org is not None:
+        organization = Organization(
+            id=org.get("id"),
+            name=org.get("name") or "",
+            tags=list(org.get("tags") or []),
+            details=org.get("details") or "",
+        )
+    via = raw.get("via") or {}
+    custom = {
+        str(f["id"]): f.get("value")
+        for f in raw.get("custom_fields") or []
+        if isinstance(f, dict) and f.get("id") is not None and f.get("value") is not None
+    }
+    return Ticket(
+        id=int(raw["id"]),
+        url=url,
+        subject=raw.get("subject") or raw.get("raw_subject") or "",
+        description=raw.get("description") or "",
+        status=raw.get("status") or "new",
+        priority=raw.get("priority"),
+        type=raw.get("type"),
+        tags=list(raw.get("tags") or []),
+        requester=requester,
+        organization=organization,
+        comments=[ZendeskTicketSource._to_comment(c, users, requester_id) for c in comments],
+        created_at=raw.get("created_at"),
+        updated_at=raw.get("updated_at"),
+        group_id=raw.get("group_id"),
+        brand_id=raw.get("brand_id"),
+        ticket_form_id=raw.get("ticket_form_id"),
+        via_channel=via.get("channel") if isinstance(via, dict) else None,
+        custom_fields=custom,
+    )

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import json
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -123,6 +126,28 @@ def test_demo_all_tickets_with_drafts(capsys: pytest.CaptureFixture[str], demo_t
     assert "phc_Zx81kLmQ2rT5vW9yB3nC6dF0gH4jK7pS1aE8uI2oL3" not in out
     assert "ghp_a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuVwXyZ12" not in out
     assert "Escalation" in out and "## Draft reply" in out
+
+
+def test_demo_json_for_several_tickets_is_one_array_and_render_reads_it(
+    capsys: pytest.CaptureFixture[str], demo_tmp: Path
+) -> None:
+    code, out, err = run(capsys, "demo", "48291", "48302", "-q", "--format", "json")
+    assert code == 0, err
+    reports = [TriageReport.model_validate(item) for item in json.loads(out)]  # json.load-able, not jq-only
+    assert [r.ticket.id for r in reports] == [48291, 48302]
+
+    as_array, as_lines = demo_tmp / "reports.json", demo_tmp / "reports.jsonl"
+    as_array.write_text(out)
+    as_lines.write_text("\n".join(r.model_dump_json() for r in reports) + "\n")
+    for path in (as_array, as_lines):
+        code, text, err = run(capsys, "render", str(path), "--format", "json")
+        assert code == 0, err
+        assert [r["ticket"]["id"] for r in json.loads(text)] == [48291, 48302]
+        code, text, err = run(capsys, "render", str(path), "--format", "text")
+        assert code == 0 and "#48291" in text and "#48302" in text
+
+    code, _, err = run(capsys, "demo", "48291", "--format", "json", "--packet")
+    assert code == 2 and "--format text or markdown" in err
 
 
 def test_demo_unknown_ticket(capsys: pytest.CaptureFixture[str], demo_tmp: Path) -> None:
@@ -269,3 +294,171 @@ def test_check_all_ok_then_one_fail(
     assert code == 1
     failing = [line for line in out.splitlines() if line.startswith("FAIL")]
     assert len(failing) == 1 and "github" in failing[0]
+
+
+# ---------------------------------------------------------------- pasted tickets (stdin, text, .eml, Zendesk JSON)
+
+PASTED = (
+    "Hi, our feature flag new-checkout-flow returns false for enterprise users since we upgraded "
+    "posthog-js to 1.160.0. Our key is phc_Zx81kLmQ2rT5vW9yB3nC6dF0gH4jK7pS1aE8uI2oL3.\nThanks, Jane\n"
+)
+
+EML = (
+    "From: Jane Doe <jane@acme-analytics.io>\n"
+    "To: support@posthog.example\n"
+    "Subject: Flags broken after upgrade\n"
+    "Date: Wed, 18 Nov 2026 09:12:00 +0000\n"
+    "Message-ID: <m1@acme-analytics.io>\n"
+    "MIME-Version: 1.0\n"
+    'Content-Type: multipart/alternative; boundary="b1"\n'
+    "\n"
+    "--b1\n"
+    "Content-Type: text/html; charset=utf-8\n"
+    "\n"
+    "<p>Our flag <b>new-checkout-flow</b> is false for enterprise users.</p><script>x()</script>\n"
+    "--b1\n"
+    "Content-Type: text/plain; charset=utf-8\n"
+    "\n"
+    "Our flag new-checkout-flow is false for enterprise users since posthog-js 1.160.0.\n"
+    "--b1--\n"
+)
+
+
+def _stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+
+
+def _stored(db: str, ticket_id: int) -> Any:
+    store = SqlStore.from_url(db)
+    try:
+        return asyncio.run(store.latest_run(ticket_id))
+    finally:
+        asyncio.run(store.close())
+
+
+def test_triage_stdin_runs_the_pipeline_without_zendesk(
+    capsys: pytest.CaptureFixture[str],
+    fakes: dict[str, Any],
+    configured: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    llm: FakeAnthropic = fakes["anthropic"]
+    llm.push_json(IntakeRefinement(product_area="feature_flags", language="en").model_dump(mode="json"))
+    llm.push_json(synthesis_citing("E1"))
+    _stdin(monkeypatch, PASTED.encode())
+    code, out, err = run(
+        capsys, "triage", "-", "--requester-email", "jane@acme-analytics.io", "--format", "json"
+    )
+    assert code == 0, err
+    report = TriageReport.model_validate_json(out)
+    assert report.ticket.id < 0 and report.ticket.ref.startswith("pasted-") and report.ticket.url == ""
+    assert report.ticket.ref in err and "no Zendesk call" in err
+    assert report.ticket.subject.startswith("Hi, our feature flag new-checkout-flow")
+    assert report.mode is ReportMode.llm and report.product_area.value == "feature_flags"
+    assert "jane@acme-analytics.io" not in json.dumps(llm.bodies())  # redacted before the model
+    assert "phc_Zx81kLmQ2rT5vW9yB3nC6dF0gH4jK7pS1aE8uI2oL3" not in out + json.dumps(llm.bodies())
+    assert fakes["zendesk"].requests == []
+    assert fakes["github"].calls("/search/issues")
+    stored = _stored(configured, report.ticket.id)
+    assert stored is not None and stored.report is not None and stored.report.run_id == report.run_id
+    # the same text again is the same pasted ticket (a new run under the same reference)
+    _stdin(monkeypatch, PASTED.encode())
+    code, out2, err = run(capsys, "triage", "-", "-q", "--format", "json")
+    assert code == 0, err
+    assert TriageReport.model_validate_json(out2).ticket.id == report.ticket.id
+
+
+def test_triage_text_file_with_subject(
+    capsys: pytest.CaptureFixture[str], fakes: dict[str, Any], configured: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "ticket.txt"
+    path.write_text(PASTED)
+    code, out, err = run(
+        capsys, "triage", "--file", str(path), "--subject", "Checkout flag off", "-q", "--format", "markdown"
+    )
+    assert code == 0, err
+    assert "Checkout flag off" in out and "pasted-" in out
+    assert "phc_Zx81kLmQ2rT5vW9yB3nC6dF0gH4jK7pS1aE8uI2oL3" not in out
+
+
+def test_triage_eml_file_uses_subject_from_and_text_body(
+    capsys: pytest.CaptureFixture[str], fakes: dict[str, Any], configured: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "mail.eml"
+    path.write_text(EML)
+    code, out, err = run(capsys, "triage", "--file", str(path), "-q", "--format", "json")
+    assert code == 0, err
+    report = TriageReport.model_validate_json(out)
+    assert report.ticket.subject == "Flags broken after upgrade"
+    assert report.ticket.requester == "Jane Doe"
+    assert report.ticket.id < 0
+    assert report.product_area.value == "feature_flags"
+    assert "new-checkout-flow" in report.intake.identifiers.flag_keys
+
+
+def test_triage_zendesk_json_as_the_api_returns_it(
+    capsys: pytest.CaptureFixture[str], fakes: dict[str, Any], configured: str, tmp_path: Path
+) -> None:
+    zd: FakeZendesk = fakes["zendesk"]
+    auth = {"Authorization": "Basic " + base64.b64encode(b"bot@example.com/token:zd-token").decode()}
+
+    def get(path: str) -> Any:
+        with urllib.request.urlopen(urllib.request.Request(zd.url + path, headers=auth)) as resp:
+            return json.loads(resp.read())
+
+    exported = {**get("/api/v2/tickets/48291.json"), **get("/api/v2/tickets/48291/comments.json")}
+    path = tmp_path / "48291.json"
+    path.write_text(json.dumps(exported))
+    calls_before = len(zd.requests)
+    code, out, err = run(capsys, "triage", "--file", str(path), "-q", "--format", "json")
+    assert code == 0, err
+    report = TriageReport.model_validate_json(out)
+    assert report.ticket.subject == example(48291).subject
+    assert report.ticket.id < 0 and report.ticket.id != 48291  # a pasted copy, never the Zendesk id
+    assert len(zd.requests) == calls_before
+    assert report.product_area.value == "feature_flags"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "needle"),
+    [
+        ("stdin", b"   \n\t\n", "is empty"),
+        ("blob.bin", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "looks binary"),
+        ("latin1.txt", "caf\xe9 cr\xe8me".encode("latin-1"), "not UTF-8"),
+        ("huge.txt", b"a" * (300 * 1024), "over the 256 KB limit"),
+        ("broken.eml", b"this is not an e-mail at all\njust words\n", "not a readable e-mail"),
+        ("ticket.json", b'{"tickets": []}', "not a Zendesk ticket"),
+        ("bad.json", b'{"ticket": ', "not valid JSON"),
+        ("missing.txt", None, "cannot read"),
+    ],
+)
+def test_triage_bad_pasted_input_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    name: str,
+    content: bytes | None,
+    needle: str,
+) -> None:
+    if name == "stdin":
+        assert content is not None
+        _stdin(monkeypatch, content)
+        argv = ["triage", "-"]
+    else:
+        path = tmp_path / name
+        if content is not None:
+            path.write_bytes(content)
+        argv = ["triage", "--file", str(path)]
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_triage_argument_mistakes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert run(capsys, "triage")[0] == 2
+    code, _, err = run(capsys, "triage", "48291", "--subject", "x")
+    assert code == 2 and "for pasted tickets" in err
+    code, _, err = run(capsys, "triage", "-", "--file", str(tmp_path / "x.txt"))
+    assert code == 2 and "not both" in err

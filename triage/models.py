@@ -6,6 +6,7 @@ is one of these pydantic v2 models. Nothing here knows about Slack, Zendesk or a
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -24,6 +25,28 @@ class _Model(BaseModel):
 
 
 # ---------------------------------------------------------------- tickets
+
+PASTED_PREFIX = "pasted-"
+
+
+def pasted_ticket_id(key: str) -> int:
+    """The synthetic id of a pasted ticket (CLI text or file, a Slack message): NEGATIVE, from a hash of `key`.
+
+    Zendesk ticket ids are positive, so a negative id can never collide with one, and the same key
+    (the same pasted text, the same Slack message) maps to the same id, so it finds its earlier run.
+    48 bits of SHA-256: fits a BIGINT and a JSON number.
+    """
+    return -(int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:12], 16) or 1)
+
+
+def is_pasted(ticket_id: int) -> bool:
+    return ticket_id < 0
+
+
+def ticket_ref(ticket_id: int) -> str:
+    """How a ticket is named to people: `#48291` for Zendesk, `pasted-0123456789ab` for a pasted one."""
+    return f"{PASTED_PREFIX}{-ticket_id:012x}" if is_pasted(ticket_id) else f"#{ticket_id}"
+
 
 
 class AuthorRole(StrEnum):
@@ -77,6 +100,10 @@ class Ticket(_Model):
     custom_fields: dict[str, Any] = Field(default_factory=dict)
 
     @property
+    def ref(self) -> str:
+        return ticket_ref(self.id)
+
+    @property
     def version_key(self) -> str:
         """What makes one state of a ticket distinct (used for claim-once)."""
         return self.updated_at.isoformat() if self.updated_at else "v0"
@@ -93,6 +120,10 @@ class TicketSummary(_Model):
     organization: str = ""
     requester: str = ""
     updated_at: datetime | None = None
+
+    @property
+    def ref(self) -> str:
+        return ticket_ref(self.id)
 
     @classmethod
     def of(cls, ticket: Ticket) -> TicketSummary:

@@ -34,7 +34,7 @@ from formatting.cards import (
     reply_modal,
 )
 from formatting.markdown import kb_markdown
-from triage.models import ReplyDraft
+from triage.models import ReplyDraft, is_pasted, ticket_ref
 from triage.store import Feedback, RunRecord
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,8 @@ class ActionListeners:
         try:
             ticket = None
             try:
-                ticket = await deps.services.engine.fetch(run.ticket_id)
+                if not is_pasted(run.ticket_id):  # a pasted ticket is not in Zendesk
+                    ticket = await deps.services.engine.fetch(run.ticket_id)
             except Exception as exc:
                 log.info("packet for #%s without the live ticket: %s", run.ticket_id, type(exc).__name__)
             async with deps.services.triage_slots:
@@ -193,7 +194,7 @@ class ActionListeners:
         if await self._not_finished(run, respond) or run.report is None:
             return
         deps = self.deps
-        writeback = deps.writeback_enabled()
+        writeback = deps.writeback_enabled() and not is_pasted(run.ticket_id)
         report = run.report
         language = report.intake.language or "en"
         ready = bool(report.customer_reply_draft.strip())
@@ -211,6 +212,14 @@ class ActionListeners:
     async def _rerun(
         self, run: RunRecord, body: dict[str, Any], action: dict[str, Any], respond: Any
     ) -> None:
+        if is_pasted(run.ticket_id):
+            await self.deps.say(
+                respond,
+                f"{ticket_ref(run.ticket_id)} was pasted, not fetched from Zendesk, so it cannot be re-run: "
+                "triage the message again (or `/triage` with the text).",
+            )
+            return
+
         async def on_thread(r: DeliveryResult) -> None:
             if not r.owned:
                 where = f"<{r.thread_url}|thread>" if r.thread_url else "the thread"

@@ -20,6 +20,7 @@ from formatting.actions import (
 )
 from formatting.cards import notice_message
 from formatting.escape import safe_mrkdwn, split_mrkdwn
+from triage.models import is_pasted, ticket_ref
 from triage.store import Feedback
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class ViewListeners:
             log.warning("reply submitted for an unknown run")
             return
         channel, thread_ts = run.channel, run.thread_ts
-        if not deps.writeback_enabled():
+        if not deps.writeback_enabled() or is_pasted(run.ticket_id):
             await deps.ephemeral(channel, user, thread_ts, copy_message(run.ticket_id, text))
             return
         claimed, artefact = await deps.store.claim_artefact(run.run_id, "reply_note")
@@ -97,11 +98,12 @@ class ViewListeners:
 
 
 def copy_message(ticket_id: int, text: str) -> dict[str, Any]:
-    """The reply for copying (write-back is off): an intro plus the text in code blocks."""
-    intro = (
-        f"Write-back to Zendesk is off (ZENDESK_WRITEBACK=false), so nothing was sent. "
-        f"Copy the reply for #{ticket_id} below."
-    )
+    """The reply for copying (write-back is off, or a pasted ticket): an intro plus the text in code blocks."""
+    if is_pasted(ticket_id):
+        why = f"{ticket_ref(ticket_id)} was pasted, not a Zendesk ticket, so nothing was sent"
+    else:
+        why = "Write-back to Zendesk is off (ZENDESK_WRITEBACK=false), so nothing was sent"
+    intro = f"{why}. Copy the reply for {ticket_ref(ticket_id)} below."
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": intro}}]
     body = safe_mrkdwn(text).replace("```", "`\u200b`\u200b`") or "(empty)"
     for chunk in split_mrkdwn(body, 2900)[:40]:
