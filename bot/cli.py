@@ -67,7 +67,7 @@ def render(report: TriageReport, fmt: str) -> str:
             ticket=report.ticket,
             run_id=report.run_id,
             status="done",
-            product_area=report.product_area.label,
+            product_area=report.product_area_label,
             report=report,
             ticket_url=report.ticket.url,
         )

@@ -647,7 +647,7 @@ async def _run_tracked(
         )
     final = tracker.state.model_copy(deep=True)
     final.status, final.report, final.error = "done", report, ""
-    final.product_area = report.product_area.label
+    final.product_area = report.product_area_label
     final.sources_pending = []
     final.elapsed_s = report.timings.total_ms / 1000 if report.timings.total_ms else tracker.state.elapsed_s
     await updater.close(final)
@@ -801,7 +801,7 @@ async def deliver_claim(
                 ticket=TicketSummary.of(ticket),
                 run_id=previous_run.run_id,
                 status="done",
-                product_area=previous_report.product_area.label,
+                product_area=previous_report.product_area_label,
                 report=previous_report,
                 thread_url=url,
                 ticket_url=ticket.url,

@@ -379,7 +379,7 @@ def card_buttons(report: TriageReport | None, run_id: str) -> dict[str, Any]:
 def parent_message(state: CardState) -> dict[str, Any]:
     """One compact card for the triage channel, updated in place while the run progresses."""
     ticket, report = state.ticket, state.report
-    area = state.product_area or (report.product_area.label if report else "")
+    area = state.product_area or (report.product_area_label if report else "")
     lines = [_ticket_title(ticket, state.ticket_url)]
     meta = _ticket_meta(ticket, area)
     if meta:
@@ -455,7 +455,7 @@ def report_messages(report: TriageReport) -> list[dict[str, Any]]:
     t = report.ticket
     pager = _Pager()
     pager.add(_header(f"Triage report · {t.ref}"))
-    head = [_ticket_title(t, t.url), _ticket_meta(t, report.product_area.label)]
+    head = [_ticket_title(t, t.url), _ticket_meta(t, report.product_area_label)]
     pager.add(_section("\n".join(x for x in head if x)))
     if report.mode is ReportMode.evidence_only:
         reason = f" {safe_inline(report.degraded_reason, 500)}" if report.degraded_reason else ""
@@ -628,12 +628,12 @@ def retriage_message(
     excerpt = safe_inline(customer_excerpt, 600)
     pager.add(_section(f"🔁 *Customer replied:* “{excerpt}”" if excerpt else "🔁 *Customer replied*"))
     changes: list[str] = []
-    area = report.product_area.label
+    area = report.product_area_label
     if previous is None:
         changes.append("_No previous report to compare with._")
         changes.append(f"• Area: {safe_inline(area, 80)}")
     elif previous.product_area != report.product_area:
-        changes.append(f"• Area: {safe_inline(previous.product_area.label, 80)} → *{safe_inline(area, 80)}*")
+        changes.append(f"• Area: {safe_inline(previous.product_area_label, 80)} → *{safe_inline(area, 80)}*")
     else:
         changes.append(f"• Area: unchanged ({safe_inline(area, 80)})")
     new_rc, old_rc = report.root_cause, previous.root_cause if previous else None

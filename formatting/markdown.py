@@ -155,7 +155,7 @@ def report_markdown(report: TriageReport) -> str:
     t = report.ticket
     out = [f"# Triage report · {t.ref} — {md_inline(t.subject)}", ""]
     out.append(
-        _ticket_line(t, [f"Area: {md_inline(report.product_area.label)}", f"Mode: {report.mode.value}"])
+        _ticket_line(t, [f"Area: {md_inline(report.product_area_label)}", f"Mode: {report.mode.value}"])
     )
     out.append("")
     if report.mode is ReportMode.evidence_only:

@@ -84,7 +84,7 @@ def report_text(report: TriageReport) -> str:
     out = [f"{t.ref}  {_line(t.subject)}"]
     if t.url:
         out.append(f"  {_line(t.url)}")
-    meta = [x for x in (_line(t.priority or ""), _line(t.organization), report.product_area.label) if x]
+    meta = [x for x in (_line(t.priority or ""), _line(t.organization), report.product_area_label) if x]
     meta.append(f"mode {report.mode.value}")
     out.append("  " + " · ".join(meta))
     if report.mode is ReportMode.evidence_only:

@@ -190,7 +190,7 @@ def extract_terms(intake: Intake, playbook: Playbook) -> _Terms:
             terms.errors.append(snippet)
     terms.extra = [t for t in playbook.search_terms if t and not _is_private(t, private)]
     if not (terms.apis or terms.words or terms.errors or terms.extra):
-        area = intake.product_area.value.replace("_", " ")
+        area = intake.product_area.replace("_", " ")
         if area != "other":
             terms.extra = [area]
     terms.apis = _unique(terms.apis)[:4]

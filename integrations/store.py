@@ -309,7 +309,7 @@ class SqlStore:
                     heartbeat_at=now,
                     updated_at=now,
                     mode=report.mode.value,
-                    product_area=report.product_area.value,
+                    product_area=report.product_area,
                     confidence=report.confidence.value if report.confidence else None,
                     fetch_ms=report.timings.fetch_ms,
                     intake_ms=report.timings.intake_ms,

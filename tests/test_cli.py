@@ -101,7 +101,7 @@ def test_demo_json_then_render_every_format(capsys: pytest.CaptureFixture[str], 
     assert code == 0, err
     report = TriageReport.model_validate_json(out)
     assert report.mode is ReportMode.evidence_only and "ANTHROPIC_API_KEY" in report.degraded_reason
-    assert report.product_area.value == "feature_flags"
+    assert report.product_area == "feature_flags"
     assert report.known_bug is not None and report.known_bug.fixed_in == "1.161.2"
     assert {s.source for s in report.sources} == {"posthog_mcp", "github", "registry"}
     assert "research" in err and "done" in err  # live progress on stderr

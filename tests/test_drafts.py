@@ -19,7 +19,6 @@ from triage.models import (
     Identifiers,
     Intake,
     KnownBug,
-    ProductArea,
     ReportMode,
     Sdk,
     SourceStatus,
@@ -65,9 +64,9 @@ def flags_report(language: str = "en", ticket_id: int = 48291, **kw: object) -> 
         "ticket": TicketSummary.of(ticket),
         "mode": ReportMode.llm,
         "summary": "Person properties arrive after the flag call; posthog-js bug fixed in 1.161.0.",
-        "product_area": ProductArea.feature_flags,
+        "product_area": "feature_flags",
         "intake": Intake(
-            product_area=ProductArea.feature_flags,
+            product_area="feature_flags",
             language=language,
             urgency=Urgency.p2,
             identifiers=Identifiers(

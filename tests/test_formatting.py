@@ -63,7 +63,6 @@ from triage.models import (
     Intake,
     KbArticle,
     KnownBug,
-    ProductArea,
     ReplyDraft,
     ReportMode,
     SourceStatus,
@@ -118,8 +117,9 @@ def realistic_report(**overrides: Any) -> TriageReport:
         "ticket": ticket(),
         "mode": ReportMode.llm,
         "summary": "Flags evaluate to false right after identify() since posthog-js 1.160.0.",
-        "product_area": ProductArea.feature_flags,
-        "intake": Intake(product_area=ProductArea.feature_flags, language="en"),
+        "product_area": "feature_flags",
+        "product_area_label": "Feature flags & experiments",
+        "intake": Intake(product_area="feature_flags", language="en"),
         "evidence": evidence,
         "root_cause": Finding(
             statement="posthog-js 1.160.0 reloads flags before identify() completes",
@@ -613,7 +613,8 @@ def test_kb_followup_retriage_error_messages() -> None:
     assert validate_message(follow) == [] and "Based on [E2]" in all_text(follow)
 
     previous = realistic_report(
-        product_area=ProductArea.events_ingestion,
+        product_area="events_ingestion",
+        product_area_label="Events & ingestion",
         root_cause=Finding(statement="ad blocker", confidence=Confidence.suspected),
         known_bug=None,
     )

@@ -33,7 +33,6 @@ from triage.models import (
     Intake,
     KbArticle,
     KnownBug,
-    ProductArea,
     ReplyDraft,
     ReportMode,
     SourceStatus,
@@ -43,6 +42,7 @@ from triage.models import (
     Urgency,
     Usage,
 )
+from triage.playbooks import bundled_playbooks
 
 PROFILE = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
@@ -171,7 +171,7 @@ report = st.builds(
     ticket=ticket,
     mode=st.sampled_from(list(ReportMode)),
     summary=text,
-    product_area=st.sampled_from(list(ProductArea)),
+    product_area=st.sampled_from(sorted(bundled_playbooks())),
     intake=st.builds(Intake, language=short_text),
     evidence=repeated(evidence, 5, 40),  # up to 200 rows
     root_cause=st.one_of(st.none(), finding),
@@ -237,7 +237,7 @@ def test_cards_and_threads_are_always_valid(
         ticket=r.ticket,
         run_id=r.run_id,
         status=status,
-        product_area=r.product_area.label,
+        product_area=r.product_area_label,
         sources_done=[s.source for s in r.sources],
         sources_pending=[e.source for e in r.evidence[:30]],
         elapsed_s=r.timings.total_ms / 1000,

@@ -19,14 +19,13 @@ from integrations.github import (
 )
 from integrations.http_replay import load_recorded, replay_transport
 from tests.fakes.github import GitHubFake, cross_reference, make_issue, make_release
-from triage.models import EvidenceStatus, Identifiers, Intake, ProductArea, ResearchTask, Sdk
+from triage.models import EvidenceStatus, Identifiers, Intake, ResearchTask, Sdk
 from triage.playbooks import Playbook
 from triage.protocols import ResearchSource
 
 JS = "PostHog/posthog-js"
 PLAYBOOK = Playbook(
     id="feature_flags",
-    product_area="feature_flags",
     title="Feature flags",
     github_repos=["PostHog/posthog"],
     sdk_repos={"posthog-js": JS, "posthog-react-native": JS, "posthog-python": "PostHog/posthog-python"},
@@ -36,7 +35,7 @@ PLAYBOOK = Playbook(
 
 def flags_intake(**overrides: Any) -> Intake:
     data: dict[str, Any] = {
-        "product_area": ProductArea.feature_flags,
+        "product_area": "feature_flags",
         "symptom_keywords": ["isFeatureEnabled", "posthog.identify()", "returns false", "new-checkout-flow"],
         "identifiers": Identifiers(
             distinct_ids=["user_8f3a2c"],
@@ -170,8 +169,8 @@ def test_plan_caps_query_length_and_tasks() -> None:
 
 
 def test_plan_without_repos_or_terms_is_empty() -> None:
-    assert GitHubSource().plan(flags_intake(), Playbook(id="x", product_area="other", title="X")) == []
-    empty = Intake(product_area=ProductArea.other)
+    assert GitHubSource().plan(flags_intake(), Playbook(id="x", title="X")) == []
+    empty = Intake(product_area="other")
     assert GitHubSource().plan(empty, PLAYBOOK.model_copy(update={"search_terms": []})) == []
 
 
@@ -418,7 +417,7 @@ async def test_replay_48291_known_bug() -> None:
 
 async def test_replay_48302_open_issue_with_workaround() -> None:
     intake = Intake(
-        product_area=ProductArea.session_replay,
+        product_area="session_replay",
         symptom_keywords=["blank", "white screen", "CSP"],
         identifiers=Identifiers(sdks=[Sdk(name="posthog-js", version="1.150.1")]),
     )
@@ -431,7 +430,7 @@ async def test_replay_48302_open_issue_with_workaround() -> None:
 
 async def test_replay_48317_react_native_fixed_in_340() -> None:
     intake = Intake(
-        product_area=ProductArea.surveys,
+        product_area="surveys",
         symptom_keywords=["survey not shown"],
         identifiers=Identifiers(sdks=[Sdk(name="posthog-react-native", version="3.3.0")]),
     )
@@ -443,7 +442,7 @@ async def test_replay_48317_react_native_fixed_in_340() -> None:
 
 async def test_replay_48330_no_strong_match() -> None:
     intake = Intake(
-        product_area=ProductArea.events_ingestion,
+        product_area="events_ingestion",
         symptom_keywords=["events not showing", "stopped appearing"],
         identifiers=Identifiers(
             sdks=[Sdk(name="posthog-python", version="3.6.0", package="posthog", registry="pypi")]

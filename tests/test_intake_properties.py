@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from triage.intake import MAX_PER_TYPE, detect_injection, extract_identifiers, route, rule_intake
-from triage.models import Comment, Identifiers, ProductArea, Ticket
+from triage.models import Comment, Identifiers, Ticket
 from triage.playbooks import bundled_playbooks
 
 BOOKS = bundled_playbooks()
@@ -39,7 +39,7 @@ def test_extraction_and_routing_never_raise_and_stay_bounded(text: str) -> None:
     ids = extract_identifiers(text)
     _assert_bounded(ids)
     area, scores = route(text, ids, BOOKS, subject=text[:200], tags=text.split()[:5])
-    assert isinstance(area, ProductArea)
+    assert area in BOOKS
     assert all(score >= 0 for score in scores.values())
     assert isinstance(detect_injection(text), bool)
 
@@ -73,7 +73,7 @@ def test_huge_input_stays_bounded(seed: str) -> None:
     text = (seed * (120_000 // len(seed) + 1))[:120_000]
     _assert_bounded(extract_identifiers(text))
     area, _ = route(text, Identifiers(), BOOKS)
-    assert isinstance(area, ProductArea)
+    assert area in BOOKS
 
 
 ADVERSARIAL = {

@@ -23,12 +23,12 @@ from integrations.posthog_mcp import (
 from integrations.posthog_mcp_replay import build_posthog_like_server
 from tests.fakes.http import free_port
 from tests.fakes.mcp_server import TOKEN, FakeMcpServer
-from triage.models import Evidence, EvidenceStatus, Identifiers, Intake, ProductArea
+from triage.models import Evidence, EvidenceStatus, Identifiers, Intake
 from triage.playbooks import McpCheck, Playbook, bundled_playbooks
 from triage.protocols import ConfigError
 
 FLAGS_INTAKE = Intake(
-    product_area=ProductArea.feature_flags,
+    product_area="feature_flags",
     playbook_id="feature_flags",
     identifiers=Identifiers(
         flag_keys=["new-checkout-flow"], distinct_ids=["user_8f3a2c"], emails=["jane@acme-analytics.io"]
@@ -195,7 +195,6 @@ async def test_ticket_48317_survey(inproc: PostHogMcpSource) -> None:
 async def test_ticket_48302_recordings_and_docs(inproc: PostHogMcpSource) -> None:
     playbook = Playbook(
         id="session_replay",
-        product_area="session_replay",
         title="Session replay",
         mcp_checks=[McpCheck(capability="recordings_list"), McpCheck(capability="docs_search", limit=1)],
     )
@@ -290,9 +289,4 @@ def test_extra_mcp_source_config_errors() -> None:
         ExtraMcpSource("no-url")
     with pytest.raises(ConfigError):
         ExtraMcpSource("bad:name", "http://127.0.0.1:1/mcp")
-    assert (
-        ExtraMcpSource("ok", "http://127.0.0.1:1/mcp").plan(
-            Intake(), Playbook(id="x", product_area="other", title="x")
-        )
-        == []
-    )
+    assert ExtraMcpSource("ok", "http://127.0.0.1:1/mcp").plan(Intake(), Playbook(id="x", title="x")) == []

@@ -14,7 +14,7 @@ from triage.models import EvidenceStatus, Identifiers, Intake, ResearchTask, Sdk
 from triage.playbooks import Playbook
 from triage.protocols import ResearchSource
 
-PLAYBOOK = Playbook(id="x", product_area="other", title="X")
+PLAYBOOK = Playbook(id="x", title="X")
 
 
 def intake(*sdks: Sdk) -> Intake:

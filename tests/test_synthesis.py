@@ -21,7 +21,6 @@ from triage.models import (
     Identifiers,
     Intake,
     IssueType,
-    ProductArea,
     ReportMode,
     Sdk,
     SourceStatus,
@@ -46,7 +45,7 @@ def playbook() -> Playbook:
 
 def flags_intake(**kw: Any) -> Intake:
     base: dict[str, Any] = {
-        "product_area": ProductArea.feature_flags,
+        "product_area": "feature_flags",
         "issue_type": IssueType.bug,
         "urgency": Urgency.p2,
         "language": "en",
@@ -237,12 +236,8 @@ async def test_end_to_end_through_fake(fake: FakeAnthropic, model: AnthropicMode
     assert report.escalation.team == "team-feature-flags"
     assert report.checklist == playbook().checklist
     assert report.questions_for_customer  # fell back to playbook questions + missing info
-    assert (
-        report.evidence == evidence
-        and report.sources
-        and report.intake.product_area == ProductArea.feature_flags
-    )
-    assert report.product_area == ProductArea.feature_flags
+    assert report.evidence == evidence and report.sources and report.intake.product_area == "feature_flags"
+    assert report.product_area == "feature_flags"
 
 
 async def test_evidence_only_without_model() -> None:
@@ -287,7 +282,7 @@ async def test_evidence_only_no_known_bug_without_exact_match() -> None:
 async def test_spanish_ticket_gets_spanish_template() -> None:
     report = await build_report(
         ticket=example(48317),
-        intake=Intake(product_area=ProductArea.surveys, language="es"),
+        intake=Intake(product_area="surveys", language="es"),
         playbook=playbook(),
         evidence=[],
         sources=[],
@@ -401,7 +396,7 @@ async def test_injection_ticket_capped(fake: FakeAnthropic, model: AnthropicMode
     )
     report = await build_report(
         ticket=example(48330),
-        intake=Intake(product_area=ProductArea.events_ingestion, injection_suspected=False),
+        intake=Intake(product_area="events_ingestion", injection_suspected=False),
         playbook=playbook(),
         evidence=evidence,
         sources=sources(evidence),

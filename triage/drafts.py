@@ -14,7 +14,6 @@ from pydantic import BaseModel, Field
 
 from triage.grading import remove_evidence_refs, sanitize_reply, strip_slack_markup
 from triage.models import (
-    PRODUCT_AREA_LABELS,
     AuthorRole,
     Confidence,
     EscalationPacket,
@@ -231,7 +230,7 @@ def _report_digest(
     """The report as compact text for a drafting prompt (evidence neutralised, bounded)."""
     lines = [
         f"ticket: #{report.ticket.id} {neutralise(clip(report.ticket.subject, 200))}",
-        f"product area: {report.product_area.label}",
+        f"product area: {report.product_area_label}",
         f"summary: {neutralise(clip(report.summary, 1500))}",
     ]
     if report.root_cause:
@@ -351,7 +350,7 @@ def _owner_team(report: TriageReport, playbook: Playbook | None) -> str:
     if playbook is not None:
         return playbook.owner_team
     try:
-        return playbook_for_area(bundled_playbooks(), report.product_area.value).owner_team
+        return playbook_for_area(bundled_playbooks(), report.product_area).owner_team
     except Exception:
         return ""
 
@@ -374,7 +373,7 @@ def _suspected_component(report: TriageReport) -> str:
     if report.known_bug and report.known_bug.title:
         return report.known_bug.title
     sdk = next(iter(report.intake.identifiers.sdks), None)
-    label = PRODUCT_AREA_LABELS.get(report.product_area, report.product_area.value)
+    label = report.product_area_label
     return f"{label} ({sdk.name})" if sdk else label
 
 
@@ -397,7 +396,7 @@ def deterministic_packet(
     headline = report.root_cause.statement if report.root_cause else subject
     return EscalationPacket(
         ticket=TicketSummary.of(ticket) if ticket else report.ticket,
-        title=clip(f"#{report.ticket.id} {report.product_area.label}: {headline}", 150),
+        title=clip(f"#{report.ticket.id} {report.product_area_label}: {headline}", 150),
         summary=report.summary,
         impact=_impact(report),
         environment=environment_lines(report),
@@ -501,9 +500,9 @@ def deterministic_kb(report: TriageReport) -> KbArticle:
     if bug and bug.title:
         title = bug.title
     elif rc and rc.confidence != Confidence.suspected:
-        title = f"{report.product_area.label}: {rc.statement}"
+        title = f"{report.product_area_label}: {rc.statement}"
     else:
-        title = f"{report.product_area.label}: {report.ticket.subject or 'troubleshooting'}"
+        title = f"{report.product_area_label}: {report.ticket.subject or 'troubleshooting'}"
     symptoms = [*ids.error_messages[:3], *report.intake.symptom_keywords[:5]]
     if not symptoms and report.ticket.subject:
         symptoms = [report.ticket.subject]

@@ -169,7 +169,7 @@ class TriageEngine:
         intake, intake_usage = await refine_intake(self.model, clean, base, self.playbooks)
         intake = intake.model_copy(update=requester_scope(ticket, clean, intake.identifiers))
         playbook = self.playbooks.get(intake.playbook_id) or playbook_for_area(
-            self.playbooks, intake.product_area.value
+            self.playbooks, intake.product_area
         )
         intake_ms = _ms(t0)
 
@@ -280,7 +280,7 @@ class TriageEngine:
     async def _extra_research(self, report: TriageReport) -> list[Evidence]:
         """A few fresh read-only calls from the same plan (first-party data first) for a follow-up."""
         playbook = self.playbooks.get(report.intake.playbook_id) or playbook_for_area(
-            self.playbooks, report.product_area.value
+            self.playbooks, report.product_area
         )
         tasks, _ = self._plan(report.intake, playbook)
         tasks.sort(key=lambda t: not t.first_party)

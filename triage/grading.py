@@ -307,6 +307,6 @@ def _why(g: _Grader, wanted: Confidence, ids: list[str], bug: KnownBug | None, f
 def _fallback_summary(report: TriageReport) -> str:
     ok = sum(1 for e in report.evidence if e.status == EvidenceStatus.ok)
     return (
-        f"Ticket #{report.ticket.id} ({report.product_area.label}): {ok} of {len(report.evidence)} "
+        f"Ticket #{report.ticket.id} ({report.product_area_label}): {ok} of {len(report.evidence)} "
         "research queries returned data."
     )

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 REPORT_VERSION = 1
 
@@ -142,39 +142,6 @@ class TicketSummary(_Model):
 # ---------------------------------------------------------------- intake
 
 
-class ProductArea(StrEnum):
-    feature_flags = "feature_flags"
-    session_replay = "session_replay"
-    events_ingestion = "events_ingestion"
-    error_tracking = "error_tracking"
-    surveys = "surveys"
-    cdp_pipelines = "cdp_pipelines"
-    data_warehouse = "data_warehouse"
-    web_analytics = "web_analytics"
-    billing_account = "billing_account"
-    self_hosted = "self_hosted"
-    other = "other"
-
-    @property
-    def label(self) -> str:
-        return PRODUCT_AREA_LABELS[self]
-
-
-PRODUCT_AREA_LABELS: dict[ProductArea, str] = {
-    ProductArea.feature_flags: "Feature flags & experiments",
-    ProductArea.session_replay: "Session replay",
-    ProductArea.events_ingestion: "Events & ingestion",
-    ProductArea.error_tracking: "Error tracking",
-    ProductArea.surveys: "Surveys",
-    ProductArea.cdp_pipelines: "CDP / pipelines / destinations",
-    ProductArea.data_warehouse: "Data warehouse",
-    ProductArea.web_analytics: "Web analytics",
-    ProductArea.billing_account: "Billing & account",
-    ProductArea.self_hosted: "Self-hosted",
-    ProductArea.other: "Other",
-}
-
-
 class IssueType(StrEnum):
     bug = "bug"
     how_to = "how_to"
@@ -230,7 +197,7 @@ class Identifiers(_Model):
 
 
 class Intake(_Model):
-    product_area: ProductArea = ProductArea.other
+    product_area: str = "other"  # a playbook id: the playbooks define the areas
     area_scores: dict[str, float] = Field(default_factory=dict)
     issue_type: IssueType = IssueType.unknown
     urgency: Urgency = Urgency.p3
@@ -399,7 +366,8 @@ class TriageReport(_Model):
     created_at: datetime = Field(default_factory=utcnow)
     mode: ReportMode = ReportMode.evidence_only
     summary: str = ""
-    product_area: ProductArea = ProductArea.other
+    product_area: str = "other"  # a playbook id
+    product_area_label: str = ""  # the playbook's label; derived from the id when empty (older reports)
     intake: Intake = Field(default_factory=Intake)
     evidence: list[Evidence] = Field(default_factory=list)
     root_cause: Finding | None = None
@@ -416,6 +384,12 @@ class TriageReport(_Model):
     usage: Usage = Field(default_factory=Usage)
     grading_notes: list[str] = Field(default_factory=list)
     degraded_reason: str = ""  # why the report is evidence-only / degraded, in one line
+
+    @model_validator(mode="after")
+    def _label_the_area(self) -> TriageReport:
+        if not self.product_area_label:
+            self.product_area_label = self.product_area.replace("_", " ").capitalize()
+        return self
 
     def evidence_by_id(self) -> dict[str, Evidence]:
         return {e.id: e for e in self.evidence}

@@ -124,8 +124,7 @@ markdown headings."""
 
 def playbook_block(playbook: Playbook) -> str:
     lines = [
-        f"Playbook: {playbook.title} (product area: {playbook.product_area}; "
-        f"owner team: {playbook.owner_team or '-'})",
+        f"Playbook: {playbook.title} (product area: {playbook.id}; owner team: {playbook.owner_team or '-'})",
         "Diagnostic checklist: address each item in findings, ruled_out or next_steps where evidence allows.",
         *[f"- {item}" for item in playbook.checklist],
     ]
@@ -216,7 +215,7 @@ def intake_block(intake: Intake) -> str:
         fields.append(f"  {name}: {text}")
     lines = [
         f"Customer language: {intake.language or 'en'}",
-        f"Product area (intake): {intake.product_area.value}; issue type: {intake.issue_type.value}; "
+        f"Product area (intake): {intake.product_area}; issue type: {intake.issue_type.value}; "
         f"urgency: {intake.urgency.value}; blast radius: {intake.blast_radius.value}",
     ]
     if intake.timeframe:
@@ -322,6 +321,7 @@ def _base_report(
         run_id=run_id,
         ticket=TicketSummary.of(ticket),
         product_area=intake.product_area,
+        product_area_label=playbook.area_label,
         intake=intake,
         evidence=list(evidence),
         sources=list(sources),
@@ -485,7 +485,7 @@ def _evidence_only_summary(report: TriageReport, reason: str, bug: KnownBug | No
     ok = sum(1 for e in ev if e.status == EvidenceStatus.ok)
     failed = sum(1 for e in ev if e.status.failed)
     text = (
-        f"Evidence-only report ({reason}): {report.product_area.label} ticket; {ok} of {len(ev)} research "
+        f"Evidence-only report ({reason}): {report.product_area_label} ticket; {ok} of {len(ev)} research "
         f"queries returned data"
     )
     text += f", {failed} failed." if failed else "."

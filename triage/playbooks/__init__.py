@@ -1,7 +1,9 @@
 """Playbooks: one data file per product area (YAML), loadable from a company's own folder.
 
-A playbook says how to recognise its area (routing keywords), where to look (GitHub repos, MCP checks
-per identifier type, docs queries) and what the synthesis must address (the diagnostic checklist).
+A product area *is* a playbook: its id is the area id, its `label` the name people see. A playbook says
+how to recognise its area (routing keywords), where to look (GitHub repos, MCP checks per identifier
+type, docs queries) and what the synthesis must address (the diagnostic checklist). Another company
+defines its own areas by writing its own files; no area is named in Python except the fallback "other".
 
 Files whose name starts with "_" are not playbooks: `_sdks.yaml` is the SDK catalogue (which words
 reveal which SDK, its registry package and repository), loaded by `load_sdk_catalogue`.
@@ -9,6 +11,7 @@ reveal which SDK, its registry package and repository), loaded by `load_sdk_cata
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -16,9 +19,11 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from triage.models import IssueType
 from triage.protocols import ConfigError
 
 BUNDLED_DIR = Path(__file__).parent
+OTHER_AREA = "other"  # the fallback area: tickets no playbook claims (always present)
 
 
 class McpCheck(BaseModel):
@@ -37,13 +42,15 @@ class Routing(BaseModel):
     keywords: dict[str, float] = Field(default_factory=dict)
     # identifier types whose presence adds weight (e.g. flag_keys: 2.0)
     identifiers: dict[str, float] = Field(default_factory=dict)
+    # the issue type tickets of this area lean to ("account" for billing)
+    issue_type: IssueType | None = None
 
 
 class Playbook(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: str
-    product_area: str  # a ProductArea value
+    id: str  # the product area id (Intake.product_area)
     title: str
+    label: str = ""  # short area name shown in reports; the title when empty
     owner_team: str = ""
     routing: Routing = Field(default_factory=Routing)
     github_repos: list[str] = Field(default_factory=list)  # always searched ("owner/name")
@@ -59,6 +66,10 @@ class Playbook(BaseModel):
     # A requirement is an Identifiers field name ("flag_keys"), "sdk", "sdk_version" or "timeframe";
     # alternatives are joined with "|" ("distinct_ids|emails" is met by either).
     required_info: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def area_label(self) -> str:
+        return self.label or self.title
 
 
 class SdkSpec(BaseModel):
@@ -100,8 +111,8 @@ def load_playbooks(directory: Path | str | None = None) -> dict[str, Playbook]:
         books[book.id] = book
     if not books:
         raise ConfigError(f"PLAYBOOKS_DIR {folder} holds no *.yaml playbooks")
-    if "other" not in books:
-        books["other"] = Playbook(id="other", product_area="other", title="Other")
+    if OTHER_AREA not in books:
+        books[OTHER_AREA] = Playbook(id=OTHER_AREA, title="Other")
     return books
 
 
@@ -110,11 +121,9 @@ def bundled_playbooks() -> dict[str, Playbook]:
     return load_playbooks(BUNDLED_DIR)
 
 
-def playbook_for_area(books: dict[str, Playbook], area: str) -> Playbook:
-    for book in books.values():
-        if book.product_area == area:
-            return book
-    return books.get("other") or next(iter(books.values()))
+def playbook_for_area(books: Mapping[str, Playbook], area: str) -> Playbook:
+    """The playbook of a product area (its id), else the fallback "other" playbook."""
+    return books.get(area) or books.get(OTHER_AREA) or next(iter(books.values()))
 
 
 SDK_CATALOGUE_FILE = "_sdks.yaml"

@@ -1,0 +1,69 @@
+"""SDKs named in a ticket, with the version mentioned next to them (catalogue from `_sdks.yaml`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from triage.intake.scan import MAX_PER_TYPE, ascii_lower, find_all
+from triage.models import Sdk
+from triage.playbooks import SdkSpec, bundled_sdk_catalogue
+
+_VER = r"\d{1,4}\.\d{1,4}(?:\.\d{1,5})?(?:-[0-9A-Za-z]{1,20}(?:\.[0-9A-Za-z]{1,20}){0,3})?"
+_CONNECT = r"(?:(?:to|version|versión|versão|ver\.?|at|is|on|from|auf|sur|en|em|v)[ \t]+){0,3}"
+_SDK_AFTER = re.compile(
+    rf"(?![\w-])(?:[\"']?[ \t]*(?:@|==|~=|>=|:|=|,|\()?[ \t]*[\"']?[ \t]*{_CONNECT}[\^~>=v]{{0,3}}"
+    rf"(?P<ver>{_VER})"
+    rf"(?![\w.]*\d)(?:[ \t]+to[ \t]+v?(?P<ver2>{_VER}))?)?",
+    re.IGNORECASE,
+)
+_SDK_BEFORE = re.compile(
+    rf"\b(?:version|versión|versão|v)[ \t]*(?P<ver>{_VER})[ \t]+(?:(?:of|de|von|du|da|do)[ \t]+)?"
+    rf"(?:the[ \t]+)?\Z",
+    re.IGNORECASE,
+)
+_PIP = re.compile(rf"[ \t]*(?:==|~=|>=)[ \t]*(?P<ver>{_VER})")
+
+
+def extract_sdks(
+    text: str, sdk_catalogue: Sequence[SdkSpec] | None = None, *, low: str | None = None
+) -> list[Sdk]:
+    """SDKs named in the text, with the version mentioned next to them (first mention with a version wins)."""
+    catalogue = list(sdk_catalogue) if sdk_catalogue is not None else list(bundled_sdk_catalogue())
+    if not catalogue:
+        return []
+    low = low if low is not None and len(low) == len(text) else ascii_lower(text)
+    found: dict[str, tuple[int, str | None]] = {}  # name → (first position, version)
+
+    def note(name: str, pos: int, version: str | None) -> None:
+        if name not in found:
+            if len(found) < MAX_PER_TYPE:
+                found[name] = (pos, version)
+        elif version and not found[name][1]:
+            found[name] = (found[name][0], version)
+
+    for spec in catalogue:
+        for phrase in spec.phrases():
+            for pos in find_all(low, phrase, limit=50):
+                end = pos + len(phrase)
+                if pos > 0 and low[pos - 1] in ".-":
+                    continue
+                after = _SDK_AFTER.match(text, end)
+                if after is None:  # followed by a word character or "-": part of a longer name
+                    continue
+                version = after.group("ver2") or after.group("ver")
+                if not version:
+                    before = _SDK_BEFORE.search(text, max(0, pos - 60), pos)
+                    version = before.group("ver") if before else None
+                note(spec.name, pos, version)
+        if spec.registry == "pypi" and spec.package:
+            for pos in find_all(low, spec.package.lower(), limit=50):
+                pip = _PIP.match(text, pos + len(spec.package))
+                if pip is not None:
+                    note(spec.name, pos, pip.group("ver"))
+    result: list[Sdk] = []
+    specs = {s.name: s for s in catalogue}
+    for name, (_, version) in sorted(found.items(), key=lambda item: item[1][0]):
+        spec = specs[name]
+        result.append(Sdk(name=name, version=version, package=spec.package, registry=spec.registry))
+    return result
