@@ -354,7 +354,7 @@ def test_triage_stdin_runs_the_pipeline_without_zendesk(
     assert report.ticket.id < 0 and report.ticket.ref.startswith("pasted-") and report.ticket.url == ""
     assert report.ticket.ref in err and "no Zendesk call" in err
     assert report.ticket.subject.startswith("Hi, our feature flag new-checkout-flow")
-    assert report.mode is ReportMode.llm and report.product_area.value == "feature_flags"
+    assert report.mode is ReportMode.llm and report.product_area == "feature_flags"
     assert "jane@acme-analytics.io" not in json.dumps(llm.bodies())  # redacted before the model
     assert "phc_Zx81kLmQ2rT5vW9yB3nC6dF0gH4jK7pS1aE8uI2oL3" not in out + json.dumps(llm.bodies())
     assert fakes["zendesk"].requests == []
@@ -392,7 +392,7 @@ def test_triage_eml_file_uses_subject_from_and_text_body(
     assert report.ticket.subject == "Flags broken after upgrade"
     assert report.ticket.requester == "Jane Doe"
     assert report.ticket.id < 0
-    assert report.product_area.value == "feature_flags"
+    assert report.product_area == "feature_flags"
     assert "new-checkout-flow" in report.intake.identifiers.flag_keys
 
 
@@ -416,7 +416,7 @@ def test_triage_zendesk_json_as_the_api_returns_it(
     assert report.ticket.subject == example(48291).subject
     assert report.ticket.id < 0 and report.ticket.id != 48291  # a pasted copy, never the Zendesk id
     assert len(zd.requests) == calls_before
-    assert report.product_area.value == "feature_flags"
+    assert report.product_area == "feature_flags"
 
 
 @pytest.mark.parametrize(

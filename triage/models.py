@@ -48,7 +48,6 @@ def ticket_ref(ticket_id: int) -> str:
     return f"{PASTED_PREFIX}{-ticket_id:012x}" if is_pasted(ticket_id) else f"#{ticket_id}"
 
 
-
 class AuthorRole(StrEnum):
     customer = "customer"
     agent = "agent"
