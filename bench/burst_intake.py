@@ -42,11 +42,12 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import func, select
 
-from bot.delivery import deliver_claim, runtime_for
+from bot.delivery import deliver_claim
 from bot.intake_filters import TicketFilter
 from bot.intake_queue import TriageQueue
 from bot.poller import ZendeskPoller
 from bot.settings import Settings
+from bot.slack_runtime import runtime_for
 from bot.wiring import Services, build_model, triage_config
 from integrations.store import SqlStore, triage_runs
 from integrations.zendesk import ZendeskTicketSource

@@ -70,7 +70,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def run_batch(n: int, model_delay: float, concurrency: int) -> dict[str, Any]:
-    from bot.delivery import runtime_for
+    from bot.slack_runtime import runtime_for
     from tests.fakes.slack import FakeSlack
     from tests.fakes.zendesk import FakeZendesk
     from tests.slack_support import (

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.delivery import runtime_for
 from bot.listeners import register
 from bot.listeners.common import Deps
 from bot.settings import secret
+from bot.slack_runtime import runtime_for
 from triage.protocols import ConfigError
 
 if TYPE_CHECKING:

@@ -185,9 +185,9 @@ async def _triage_stored(
             ticket, run_id=claim.run.run_id, progress=_progress_printer(not args.quiet)
         )
     except BaseException as exc:
-        await services.store.fail_run(claim.run.run_id, type(exc).__name__)
+        await services.store.fail_run(claim.run.run_id, type(exc).__name__, token=claim.token)
         raise
-    await services.store.finish_run(claim.run.run_id, report)
+    await services.store.finish_run(claim.run.run_id, report, token=claim.token)
     return report
 
 

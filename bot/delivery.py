@@ -21,16 +21,20 @@ Two entry points:
   is stored after every delivery that did not fail; after a failure the previous state is kept, so
   the next change of the ticket tries again instead of losing the customer's reply.
 
-Deliveries of the same ticket are serialised in this process (`SlackRuntime.ticket_lock`): a change
-that arrives while the ticket is being triaged is decided after that triage recorded its state.
+Deliveries of the same ticket are serialised across replicas (`store.ticket_lock`: a PostgreSQL
+advisory lock; in-process on SQLite): a change that arrives while the ticket is being triaged — on this
+replica or another — is decided after that triage recorded its state.
+
+Fencing: every write of a run (card, report, error, delete, thread, finish, fail, heartbeat) goes
+through one `bot.fenced_run.FencedRun`, which checks the run's fencing token. When another replica
+took the run over (our heartbeat stalled past RUN_STALE_AFTER_SECONDS), the first refused write
+raises `Superseded` and the delivery stops quietly with status "superseded".
 
 A claim that is not ours means somebody else is (or was) triaging that ticket version: we return the
 existing thread instead of starting a second run. Every failure after a parent exists is shown in the
 thread (and on the card); failures before that are returned to the caller, who shows them ephemerally.
 
-`SlackRuntime` is the per-process Slack side of a `Services`: the Web API client (with slack-sdk's
-retry handlers), access control and the set of background tasks that shutdown waits for. It is
-created once per `Services` (`runtime_for`), so the Bolt app and the poller share one of each.
+The Slack runtime (client, posting helpers, card pacing) is `bot.slack_runtime`.
 """
 
 from __future__ import annotations
@@ -40,26 +44,26 @@ import contextlib
 import logging
 import time
 import uuid
-import weakref
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
-from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.access import AccessControl
+from bot.fenced_run import FencedRun, Superseded
 from bot.retriage import IntakeAction, intake_decision, new_customer_comments, state_of
-from bot.settings import Settings, secret
+from bot.settings import Settings
+from bot.slack_runtime import (
+    CardUpdater,
+    ProgressTracker,
+    SlackRuntime,
+    permalink,
+    runtime_for,
+    slack_error,
+)
 from formatting.cards import (
     CardState,
-    error_message,
     notice_message,
     parent_message,
     report_messages,
@@ -82,7 +86,6 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 30.0  # upper bound; the interval is min(HEARTBEAT_S, RUN_STALE_AFTER_SECONDS / 4)
 THREAD_WAIT_S = 10.0  # how long a second caller waits for the owner's card before answering without a link
-SLACK_TIMEOUT_S = 30
 HUMAN_TRIGGERS = frozenset({"slash", "rerun", "cli"})  # always triage, never skip (also when recovered)
 REPORT_RUN = "report_run"  # TicketState.extra key: the run whose report is in the ticket's thread
 # Slack errors worth retrying later (the queue re-runs the claim after RUN_STALE_AFTER_SECONDS)
@@ -99,241 +102,6 @@ def heartbeat_interval(settings: Settings) -> float:
 def recovery_interval(settings: Settings) -> float:
     """How often the queue looks for runs whose owner died."""
     return max(0.5, min(60.0, settings.run_stale_after_seconds / 2))
-
-
-# ---------------------------------------------------------------- the per-process Slack runtime
-
-
-def build_client(settings: Settings) -> AsyncWebClient:
-    token = secret(settings.slack_bot_token)
-    if not token:
-        raise ConfigError(
-            "SLACK_BOT_TOKEN is not set (Slack app → OAuth & Permissions → Bot User OAuth Token)"
-        )
-    base_url = settings.slack_api_url or "https://slack.com/api/"
-    if not base_url.endswith("/"):
-        base_url += "/"  # slack-sdk joins with urljoin: a path without "/" loses its last segment
-    return AsyncWebClient(
-        token=token,
-        base_url=base_url,
-        timeout=SLACK_TIMEOUT_S,
-        retry_handlers=[
-            AsyncRateLimitErrorRetryHandler(max_retry_count=2),  # honours Retry-After
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-        ],
-    )
-
-
-@dataclass
-class _TicketLock:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0
-
-
-class SlackRuntime:
-    """Slack client, access control and tracked background work for one `Services`."""
-
-    def __init__(self, services: Services, client: AsyncWebClient | None = None) -> None:
-        self.services = services
-        self.client = client or build_client(services.settings)
-        self.access = AccessControl(services.settings, self.client)
-        self.tasks: set[asyncio.Task[Any]] = set()
-        self.closing = False
-        self._ticket_locks: dict[int, _TicketLock] = {}
-
-    @contextlib.asynccontextmanager
-    async def ticket_lock(self, ticket_id: int) -> AsyncIterator[None]:
-        """One delivery per ticket at a time in this process (entries are dropped when unused)."""
-        entry = self._ticket_locks.get(ticket_id)
-        if entry is None:
-            entry = self._ticket_locks[ticket_id] = _TicketLock()
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if entry.users == 0 and self._ticket_locks.get(ticket_id) is entry:
-                del self._ticket_locks[ticket_id]
-
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str = "triagebot") -> asyncio.Task[Any]:
-        """Run work after an ack; exceptions are logged (the work itself reports failures to Slack)."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self.tasks.add(task)
-
-        def done(t: asyncio.Task[Any]) -> None:
-            self.tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.error("background task %s failed", name, exc_info=t.exception())
-
-        task.add_done_callback(done)
-        return task
-
-    async def drain(self, timeout_s: float = 30.0) -> None:
-        """Wait for background work on shutdown; cancel what is left after `timeout_s`."""
-        self.closing = True
-        pending = [t for t in self.tasks if not t.done()]
-        if not pending:
-            return
-        _, still = await asyncio.wait(pending, timeout=timeout_s)
-        for task in still:
-            task.cancel()
-        if still:
-            await asyncio.gather(*still, return_exceptions=True)
-
-
-_RUNTIMES: dict[int, SlackRuntime] = {}
-
-
-def runtime_for(services: Services, client: AsyncWebClient | None = None) -> SlackRuntime:
-    """The one SlackRuntime of these services (created on first use)."""
-    key = id(services)
-    rt = _RUNTIMES.get(key)
-    if rt is None or rt.services is not services:
-        rt = SlackRuntime(services, client)
-        _RUNTIMES[key] = rt
-        with contextlib.suppress(TypeError):
-            weakref.finalize(services, _RUNTIMES.pop, key, None)
-    return rt
-
-
-# ---------------------------------------------------------------- small Slack helpers
-
-
-def _message_args(payload: dict[str, Any]) -> dict[str, Any]:
-    args: dict[str, Any] = {"text": payload.get("text") or " "}
-    if payload.get("blocks"):
-        args["blocks"] = payload["blocks"]
-    return args
-
-
-async def post_message(
-    client: AsyncWebClient, channel: str, payload: dict[str, Any], *, thread_ts: str | None = None
-) -> str:
-    """chat.postMessage without unfurls or link_names; returns the message ts."""
-    resp = await client.chat_postMessage(
-        channel=channel,
-        thread_ts=thread_ts,
-        unfurl_links=False,
-        unfurl_media=False,
-        **_message_args(payload),
-    )
-    return str(resp["ts"])
-
-
-async def update_message(client: AsyncWebClient, channel: str, ts: str, payload: dict[str, Any]) -> None:
-    await client.chat_update(channel=channel, ts=ts, **_message_args(payload))
-
-
-async def permalink(client: AsyncWebClient, channel: str, ts: str) -> str:
-    try:
-        resp = await client.chat_getPermalink(channel=channel, message_ts=ts)
-        return str(resp.get("permalink") or "")
-    except SlackApiError as exc:
-        log.warning("chat.getPermalink failed: %s", exc.response.get("error"))
-        return ""
-
-
-def slack_error(exc: Exception) -> str:
-    if isinstance(exc, SlackApiError):
-        return str(exc.response.get("error") or "slack_error")
-    return type(exc).__name__
-
-
-async def post_error(client: AsyncWebClient, channel: str, thread_ts: str | None, text: str) -> None:
-    """Show a failure in the thread; never raises (it is the last resort)."""
-    try:
-        await post_message(client, channel, error_message(text), thread_ts=thread_ts)
-    except Exception:
-        log.exception("could not post an error message to %s", channel)
-
-
-# ---------------------------------------------------------------- throttled card updates
-
-
-class CardUpdater:
-    """Coalesces card states: at most one chat.update per `interval_s`; `close()` sends the last one."""
-
-    def __init__(self, send: Callable[[CardState], Awaitable[None]], interval_s: float) -> None:
-        self._send = send
-        self._interval = max(0.0, interval_s)
-        self._latest: CardState | None = None
-        self._dirty = asyncio.Event()
-        self._closed = asyncio.Event()
-        self._last_sent = 0.0
-        self._task: asyncio.Task[None] | None = None
-        self.sent = 0
-
-    def push(self, state: CardState) -> None:
-        self._latest = state
-        self._dirty.set()
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop(), name="card-updater")
-
-    async def _loop(self) -> None:
-        while not self._closed.is_set():
-            await self._dirty.wait()
-            wait = self._last_sent + self._interval - time.monotonic()
-            if wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._closed.wait(), timeout=wait)
-            if self._closed.is_set():
-                return
-            self._dirty.clear()
-            if self._latest is not None:
-                await self._safe_send(self._latest)
-
-    async def _safe_send(self, state: CardState) -> None:
-        self._last_sent = time.monotonic()
-        try:
-            await self._send(state)
-            self.sent += 1
-        except Exception as exc:
-            log.warning("card update failed: %s", slack_error(exc))
-
-    async def cancel(self) -> None:
-        """Stop without sending anything more (idempotent)."""
-        self._closed.set()
-        task = self._task
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def close(self, final: CardState | None = None) -> None:
-        self._closed.set()
-        self._dirty.set()
-        if self._task is not None:
-            await self._task
-        state = final or (self._latest if self._dirty.is_set() else None)
-        if state is not None:
-            await self._safe_send(state)
-
-
-class ProgressTracker:
-    """Turns engine ProgressEvents into card states."""
-
-    def __init__(self, state: CardState) -> None:
-        self.state = state
-        self.started = time.monotonic()
-        self.pending: Counter[str] = Counter()
-        self.finished: Counter[str] = Counter()
-
-    def apply(self, event: ProgressEvent) -> CardState:
-        if event.kind == "phase":
-            if event.phase in ("intake", "research", "fetch"):
-                self.state.status = "researching"
-            elif event.phase == "synthesis":
-                self.state.status = "synthesizing"
-        elif event.kind == "task_started" and event.source:
-            self.pending[event.source] += 1
-        elif event.kind == "task_finished" and event.source:
-            self.pending[event.source] -= 1
-            self.finished[event.source] += 1
-        self.state.sources_pending = sorted(s for s, n in self.pending.items() if n > 0)
-        self.state.sources_done = sorted(s for s in self.finished if self.pending[s] <= 0)
-        self.state.elapsed_s = time.monotonic() - self.started
-        return self.state.model_copy(deep=True)
 
 
 # ---------------------------------------------------------------- the flow
@@ -406,39 +174,72 @@ def _card(ticket: Ticket, run_id: str) -> CardState:
 
 
 async def _open_thread(
-    services: Services, rt: SlackRuntime, ticket: Ticket, run_id: str, channel: str, state: CardState
+    services: Services, run: FencedRun, ticket: Ticket, channel: str, state: CardState
 ) -> tuple[str, str, bool]:
-    """Post the parent card, or reuse the ticket's thread. Returns (channel, thread_ts, reused)."""
-    client = rt.client
+    """Post the parent card (or reuse the ticket's thread) and record it on the run.
+
+    Returns (channel, thread_ts, reused). Every Slack write is fenced (`run`).
+    """
     ref = await services.store.get_thread(ticket.id)
     if ref is not None:
         try:
-            await update_message(client, ref.channel, ref.thread_ts, parent_message(state))
+            await run.update(ref.channel, ref.thread_ts, parent_message(state))
+            await run.set_thread(ref.channel, ref.thread_ts)
             return ref.channel, ref.thread_ts, True
         except SlackApiError as exc:
             log.warning(
                 "could not reuse the thread of #%s (%s); posting a new one", ticket.id, slack_error(exc)
             )
-            ts = await post_message(client, channel, parent_message(state))
+            ts = await run.post(channel, parent_message(state))
+            await run.set_thread(channel, ts)
             return channel, ts, False
-    ts = await post_message(client, channel, parent_message(state))
+    ts = await run.post(channel, parent_message(state))
     if not await services.store.set_thread(ThreadRef(ticket_id=ticket.id, channel=channel, thread_ts=ts)):
         # somebody opened the ticket's thread at the same moment: use theirs, drop ours
         ref = await services.store.get_thread(ticket.id)
         if ref is not None:
             with contextlib.suppress(SlackApiError):
-                await client.chat_delete(channel=channel, ts=ts)
-            await update_message(client, ref.channel, ref.thread_ts, parent_message(state))
+                await run.delete(channel, ts)
+            await run.update(ref.channel, ref.thread_ts, parent_message(state))
+            await run.set_thread(ref.channel, ref.thread_ts)
             return ref.channel, ref.thread_ts, True
+    await run.set_thread(channel, ts)
     return channel, ts, False
 
 
-async def _heartbeat(services: Services, run_id: str) -> None:
-    every = heartbeat_interval(services.settings)
-    while True:
-        await asyncio.sleep(every)
-        with contextlib.suppress(Exception):
-            await services.store.heartbeat(run_id)
+async def _triage_fenced(
+    services: Services, run: FencedRun, ticket: Ticket, progress: Callable[[ProgressEvent], Awaitable[None]]
+) -> TriageReport:
+    """engine.triage while heart-beating the run; a refused heartbeat (taken over) cancels the work."""
+    work = asyncio.ensure_future(services.engine.triage(ticket, run_id=run.run_id, progress=progress))
+    lost = False
+
+    async def beat() -> None:
+        nonlocal lost
+        every = heartbeat_interval(services.settings)
+        while not work.done():
+            await asyncio.sleep(every)
+            try:
+                held = await run.heartbeat()
+            except Exception as exc:  # a store hiccup: the next beat tries again
+                log.warning("heartbeat of run %s failed: %s", run.run_id, exc)
+                continue
+            if not held and not work.done():
+                lost = True
+                work.cancel()
+                return
+
+    beater = asyncio.get_running_loop().create_task(beat(), name=f"heartbeat-{run.run_id}")
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if lost:
+            raise Superseded(run.run_id, run.token) from None
+        raise
+    finally:
+        beater.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beater
 
 
 def _fetch_error(ticket_id: int, exc: Exception) -> DeliveryResult:
@@ -510,13 +311,32 @@ async def triage_ticket(
         return result
 
     run_id = claim.run.run_id
+    run = FencedRun(rt.client, store, run_id, claim.token)
+    try:
+        return await _triage_claimed(services, rt, run, ticket, channel, invoker, on_thread)
+    except Superseded as exc:
+        log.info("#%s: %s; stopping quietly", ticket_id, exc)
+        return DeliveryResult(ticket_id, "superseded", run_id=run_id, message=str(exc))
+
+
+async def _triage_claimed(
+    services: Services,
+    rt: SlackRuntime,
+    run: FencedRun,
+    ticket: Ticket,
+    channel: str,
+    invoker: str | None,
+    on_thread: OnThread | None,
+) -> DeliveryResult:
+    store, ticket_id, run_id = services.store, ticket.id, run.run_id
     state = _card(ticket, run_id)
     try:
-        channel, thread_ts, reused = await _open_thread(services, rt, ticket, run_id, channel, state)
-        await store.set_run_thread(run_id, channel, thread_ts)
+        channel, thread_ts, reused = await _open_thread(services, run, ticket, channel, state)
+    except Superseded:
+        raise
     except Exception as exc:
         error = slack_error(exc)
-        await store.fail_run(run_id, f"slack: {error}")
+        await run.fail(f"slack: {error}")
         hint = " — invite the bot to the channel (/invite @triagebot)" if error == "not_in_channel" else ""
         return DeliveryResult(
             ticket_id,
@@ -533,8 +353,7 @@ async def triage_ticket(
     if reused:
         who = f" (requested by <@{invoker}>)" if invoker else ""
         with contextlib.suppress(SlackApiError):
-            await post_message(
-                rt.client,
+            await run.post(
                 channel,
                 {
                     "text": f":arrows_counterclockwise: New triage run for #{ticket_id}{who}: "
@@ -545,9 +364,9 @@ async def triage_ticket(
     if on_thread is not None:
         await _safe_callback(on_thread, result)
 
-    async with rt.ticket_lock(ticket_id):
+    async with store.ticket_lock(ticket_id):
         previous_state = await store.get_ticket_state(ticket_id)
-        result = await _run(services, rt, ticket, state, result)
+        result = await _run(services, run, ticket, state, result)
         if result.status == "done":
             await _record_state(store, ticket, previous_state, report_run=run_id)
     return result
@@ -565,7 +384,7 @@ IntroFn = Callable[[TriageReport], dict[str, Any]]
 
 async def _run(
     services: Services,
-    rt: SlackRuntime,
+    run: FencedRun,
     ticket: Ticket,
     state: CardState,
     result: DeliveryResult,
@@ -581,12 +400,13 @@ async def _run(
     """
 
     async def send(card: CardState) -> None:
-        await update_message(rt.client, result.channel, result.thread_ts, parent_message(card))
+        with contextlib.suppress(Superseded):  # the next fenced write stops the delivery
+            await run.update(result.channel, result.thread_ts, parent_message(card))
 
     updater = CardUpdater(send, services.settings.slack_update_interval_seconds)
     try:
         return await _run_tracked(
-            services, rt, ticket, state, result, updater, intro=intro, restore=restore, what=what
+            services, run, ticket, state, result, updater, intro=intro, restore=restore, what=what
         )
     finally:
         # on cancellation (shutdown) the run stays "running" and is taken over once its heartbeat is stale
@@ -595,7 +415,7 @@ async def _run(
 
 async def _run_tracked(
     services: Services,
-    rt: SlackRuntime,
+    run: FencedRun,
     ticket: Ticket,
     state: CardState,
     result: DeliveryResult,
@@ -605,42 +425,37 @@ async def _run_tracked(
     restore: CardState | None,
     what: str,
 ) -> DeliveryResult:
-    client, store = rt.client, services.store
-    channel, thread_ts, run_id = result.channel, result.thread_ts, result.run_id
+    channel, thread_ts = result.channel, result.thread_ts
     tracker = ProgressTracker(state)
 
     async def progress(event: ProgressEvent) -> None:
         updater.push(tracker.apply(event))
 
-    beat = asyncio.get_running_loop().create_task(_heartbeat(services, run_id), name=f"heartbeat-{run_id}")
     try:
         async with services.triage_slots:
             updater.push(tracker.apply(ProgressEvent(kind="phase", phase="research")))
-            report = await services.engine.triage(ticket, run_id=run_id, progress=progress)
+            report = await _triage_fenced(services, run, ticket, progress)
+    except Superseded:
+        raise
     except Exception as exc:
         message = str(exc) if isinstance(exc, TriageError) else f"{type(exc).__name__}: {str(exc)[:300]}"
         log.warning("triage of #%s failed: %s", ticket.id, message)
-        await store.fail_run(run_id, message[:1000])
         final = tracker.state.model_copy(deep=True)
         final.status, final.error = "failed", message[:500]
         await updater.close(restore or final)
-        await post_error(client, channel, thread_ts, f"{what} of #{ticket.id} failed: {message}")
+        await run.post_error(channel, thread_ts, f"{what} of #{ticket.id} failed: {message}")
+        await run.fail(message[:1000])
         result.status, result.message = "failed", message
         return result
-    finally:
-        beat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beat
 
-    await store.finish_run(run_id, report)
+    await run.finish(report)  # from here on the run is ours for good (a done run is never taken over)
     try:
         if intro is not None:
-            await post_message(client, channel, intro(report), thread_ts=thread_ts)
+            await run.post(channel, intro(report), thread_ts=thread_ts)
         for payload in report_messages(report):
-            await post_message(client, channel, payload, thread_ts=thread_ts)
+            await run.post(channel, payload, thread_ts=thread_ts)
     except Exception as exc:
-        await post_error(
-            client,
+        await run.post_error(
             channel,
             thread_ts,
             f"The report for #{ticket.id} is ready but could not be posted in full ({slack_error(exc)}).",
@@ -704,19 +519,30 @@ async def deliver_claim(
     RUN_STALE_AFTER_SECONDS; everything else ends the run (done, failed or skipped) and is returned.
     """
     rt = runtime_for(services)
+    run = FencedRun(rt.client, services.store, claim.run.run_id, claim.token)
+    try:
+        return await _deliver_fenced(services, rt, run, claim, trigger, ticket)
+    except Superseded as exc:
+        log.info("#%s (%s): %s; stopping quietly", claim.run.ticket_id, trigger, exc)
+        return DeliveryResult(claim.run.ticket_id, "superseded", run_id=run.run_id, message=str(exc))
+
+
+async def _deliver_fenced(
+    services: Services, rt: SlackRuntime, run: FencedRun, claim: Claim, trigger: str, ticket: Ticket | None
+) -> DeliveryResult:
     store, settings = services.store, services.settings
     run_id, ticket_id = claim.run.run_id, claim.run.ticket_id
     channel = settings.triage_channel
 
     async def give_up(status: str, message: str) -> DeliveryResult:
         log.error("triage of #%s (%s) not delivered: %s", ticket_id, trigger, message)
-        await store.fail_run(run_id, message[:1000])
+        await run.fail(message[:1000])
         return DeliveryResult(ticket_id, status, run_id=run_id, message=message)
 
     if not channel:
         return await give_up("config_error", "TRIAGE_CHANNEL is not set (the channel id reports go to).")
 
-    async with rt.ticket_lock(ticket_id):
+    async with store.ticket_lock(ticket_id):
         if ticket is None:
             try:
                 ticket = await services.engine.fetch(ticket_id)
@@ -747,8 +573,8 @@ async def deliver_claim(
         if action is IntakeAction.skip:
             assert previous_run is not None and previous_run.report is not None and ref is not None
             carried = previous_run.report.model_copy(update={"usage": Usage()})
-            await store.set_run_thread(run_id, ref.channel, ref.thread_ts)
-            await store.finish_run(run_id, carried)
+            await run.set_thread(ref.channel, ref.thread_ts)
+            await run.finish(carried)
             await _record_state(store, ticket, previous_state, report_run=None)
             log.info(
                 "#%s (%s, version %s): nothing to post — %s", ticket_id, trigger, ticket.version_key, reason
@@ -765,8 +591,9 @@ async def deliver_claim(
 
         state = _card(ticket, run_id)
         try:
-            channel, thread_ts, reused = await _open_thread(services, rt, ticket, run_id, channel, state)
-            await store.set_run_thread(run_id, channel, thread_ts)
+            channel, thread_ts, reused = await _open_thread(services, run, ticket, channel, state)
+        except Superseded:
+            raise
         except Exception as exc:
             if _transient(exc):
                 raise
@@ -808,7 +635,7 @@ async def deliver_claim(
             )
             result = await _run(
                 services,
-                rt,
+                run,
                 ticket,
                 state,
                 result,
@@ -824,15 +651,14 @@ async def deliver_claim(
                     else "no report was posted in this thread yet"
                 )
                 with contextlib.suppress(SlackApiError):
-                    await post_message(
-                        rt.client,
+                    await run.post(
                         channel,
                         notice_message(
                             f"Triaging #{ticket_id} again: {why}. The card above follows it.", "🔄"
                         ),
                         thread_ts=thread_ts,
                     )
-            result = await _run(services, rt, ticket, state, result)
+            result = await _run(services, run, ticket, state, result)
 
         if result.status == "done":
             await _record_state(store, ticket, previous_state, report_run=run_id)

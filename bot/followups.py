@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.access import REFUSAL
-from bot.delivery import post_error, post_message, runtime_for, slack_error
+from bot.slack_runtime import post_error, post_message, runtime_for, slack_error
 from formatting.cards import followup_message
 from triage.store import RunStatus
 

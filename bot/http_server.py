@@ -22,7 +22,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
-from bot.delivery import runtime_for
+from bot.slack_runtime import runtime_for
 
 if TYPE_CHECKING:
     from bot.wiring import Services

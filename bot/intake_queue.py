@@ -15,6 +15,10 @@ dies, the heartbeats stop; after `stale_after_s` the run is "stale" and `recover
 every `recover_every_s`, on any replica) re-claims it with the same key — the store's compare-and-
 swap makes exactly one claimer win — and runs it again with `claim.resumed=True`.
 
+Fencing: a run's claim carries its token (the attempt number). A heartbeat the store refuses means
+another replica took the run over (this process stalled past `stale_after_s`): the task is cancelled
+and forgotten quietly — the new owner delivers it.
+
 Failures: if `run` raises, the run is left to be retried through recovery (after `stale_after_s`)
 until it has been attempted `max_attempts` times, then marked failed (`store.fail_run`). If `run`
 returns but left the run "running" (it should call finish_run/fail_run itself), it is marked failed.
@@ -35,7 +39,7 @@ from pydantic import BaseModel
 from bot.intake_filters import TicketFilter
 from triage.models import Ticket
 from triage.protocols import TicketNotFound
-from triage.store import Claim, RunStatus, Store
+from triage.store import Claim, Store
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,7 @@ class QueueStats(BaseModel):
     claimed: int = 0  # owned claims scheduled (including recovered ones)
     duplicates: int = 0  # submit() that found the (ticket, version) already claimed
     recovered: int = 0  # stale runs taken over by recover()
+    superseded: int = 0  # runs another replica took over from us (heartbeat refused)
     completed: int = 0  # run() returned
     errors: int = 0  # run() raised
     waiting: int = 0  # scheduled, waiting for a slot
@@ -80,6 +85,8 @@ class TriageQueue:
         self._slots = asyncio.Semaphore(concurrency)
         self.fetch_slots = asyncio.Semaphore(concurrency)
         self._tasks: dict[str, asyncio.Task[None]] = {}  # run_id → task, for runs this process owns
+        self._tokens: dict[str, int] = {}  # run_id → fencing token of our claim
+        self._superseded: set[str] = set()  # runs another replica took over (cancelled quietly)
         self._beat: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[None] | None = None
         self._closed = False
@@ -116,6 +123,7 @@ class TriageQueue:
         self.stats.waiting += 1
         task = asyncio.get_running_loop().create_task(self._execute(claim, trigger), name=f"triage-{run_id}")
         self._tasks[run_id] = task
+        self._tokens[run_id] = claim.token
         task.add_done_callback(self._forget)
         self._ensure_heartbeat()
 
@@ -123,6 +131,8 @@ class TriageQueue:
         for run_id, known in list(self._tasks.items()):
             if known is task:
                 del self._tasks[run_id]
+                self._tokens.pop(run_id, None)
+                self._superseded.discard(run_id)
 
     async def _execute(self, claim: Claim, trigger: str) -> None:
         run = claim.run
@@ -138,6 +148,8 @@ class TriageQueue:
                 finally:
                     self.stats.running -= 1
         except asyncio.CancelledError:
+            if run.run_id in self._superseded:
+                return  # taken over by another replica: it delivers the run, we say nothing
             # shutting down: the run stays "running" without heartbeats → recovered after a restart
             raise
         except Exception as exc:
@@ -155,21 +167,20 @@ class TriageQueue:
                 )
                 return  # no more heartbeats: recover() takes it over once it is stale
             log.error("triage of #%s (run %s) failed for good: %s", run.ticket_id, run.run_id, error)
-            await self._fail_if_running(run.run_id, error)
+            await self._fail_if_running(claim, error)
         else:
             self.stats.completed += 1
-            await self._fail_if_running(run.run_id, "the run ended without a result", unexpected=True)
+            await self._fail_if_running(claim, "the run ended without a result", unexpected=True)
         finally:
             if not started:
                 self.stats.waiting -= 1
 
-    async def _fail_if_running(self, run_id: str, error: str, *, unexpected: bool = False) -> None:
+    async def _fail_if_running(self, claim: Claim, error: str, *, unexpected: bool = False) -> None:
+        """Mark our run failed if it is still running under our token (a no-op once it was taken over)."""
+        run_id = claim.run.run_id
         try:
-            record = await self.store.get_run(run_id)
-            if record is not None and record.status is RunStatus.running:
-                if unexpected:
-                    log.warning("run %s returned without finish_run/fail_run: marking it failed", run_id)
-                await self.store.fail_run(run_id, error)
+            if await self.store.fail_run(run_id, error, token=claim.token) and unexpected:
+                log.warning("run %s returned without finish_run/fail_run: marked it failed", run_id)
         except Exception:
             log.exception("could not record the failure of run %s", run_id)
 
@@ -187,16 +198,27 @@ class TriageQueue:
             await self.heartbeat_now()
 
     async def heartbeat_now(self) -> int:
-        """Refresh every run this process owns (waiting or running); returns how many."""
+        """Refresh every run this process owns (waiting or running); returns how many.
+
+        A refused heartbeat (the token moved on: another replica took the run over) cancels the run.
+        """
         beaten = 0
         for run_id, task in list(self._tasks.items()):
-            if task.done():
+            token = self._tokens.get(run_id)
+            if task.done() or token is None:
                 continue
             try:
-                await self.store.heartbeat(run_id)
-                beaten += 1
+                held = await self.store.heartbeat(run_id, token)
             except Exception as exc:
                 log.warning("heartbeat of run %s failed: %s", run_id, exc)
+                continue
+            if held:
+                beaten += 1
+            elif not task.done():
+                log.info("run %s was taken over by another replica; stopping it here", run_id)
+                self.stats.superseded += 1
+                self._superseded.add(run_id)
+                task.cancel()
         return beaten
 
     async def recover(self) -> int:

@@ -17,6 +17,10 @@ Dispatch contract: `dispatch(ticket_id, version, trigger)` only enqueues (claims
 returns quickly. If it raises (the store is down), the poll stops WITHOUT persisting that page's
 cursor: the next poll re-reads the page and the claims de-duplicate what was already dispatched.
 
+Replicas: with a `gate` (the `bot.poll_lease.PollLease`), a poll runs only while the gate says this
+replica holds the poll lease, and the gate is asked again before each page's cursor is stored: one
+replica polls at a time.
+
 Zendesk limits: the incremental export needs an ADMIN's credentials (403 otherwise; logged with a
 clear message) and allows 10 requests/minute per account (30 with the High Volume add-on). Each page
 is one request of up to 1000 tickets; pages are spaced `page_interval_s` apart (default 6 s = 10/min)
@@ -50,6 +54,7 @@ TRIGGER = "poll"
 JOB_ID = "zendesk-poll"
 
 PollDispatch = Callable[[int, str, str], Awaitable[object]]
+PollGate = Callable[[], Awaitable[bool]]
 
 
 def version_of(updated_at: datetime | None) -> str:
@@ -93,6 +98,7 @@ class ZendeskPoller:
         page_interval_s: float = 6.0,
         per_page: int | None = None,
         clock: Callable[[], float] = time.time,
+        gate: PollGate | None = None,
     ) -> None:
         self.zendesk = zendesk
         self.store = store
@@ -105,6 +111,7 @@ class ZendeskPoller:
         self.page_interval_s = max(0.0, page_interval_s)
         self.per_page = per_page
         self.clock = clock
+        self.gate = gate
         self.last_stats: PollStats | None = None
         self.last_error: str = ""
         self._lock = asyncio.Lock()  # never two polls at once in this process
@@ -147,6 +154,9 @@ class ZendeskPoller:
                         # raises → the poll stops here and this page's cursor is NOT persisted
                         await self.dispatch(ticket.id, version_of(ticket.updated_at), TRIGGER)
                         stats.dispatched += 1
+                    if self.gate is not None and not await self.gate():
+                        log.info("Zendesk polling: the poll lease moved to another replica; stopping here")
+                        break  # this page's cursor is not stored: the new holder re-reads it (claims de-dup)
                     if page.after_cursor:
                         await self.store.set_cursor(self.cursor_name, page.after_cursor)
                         stats.cursor = page.after_cursor
@@ -172,6 +182,8 @@ class ZendeskPoller:
 
     async def run_job(self) -> PollStats | None:
         """The scheduled job: one poll, every error logged (never raised) and retried next interval."""
+        if self.gate is not None and not await self.gate():
+            return None  # another replica holds the poll lease
         try:
             stats = await self.poll_once()
         except ConfigError as exc:

@@ -2,7 +2,8 @@
 
     Slack          HTTP mode (`--http`, or no SLACK_APP_TOKEN): POST /slack/events, GET /healthz
                    Socket Mode (SLACK_APP_TOKEN set, no `--http`): a WebSocket to Slack, no public URL
-    Zendesk poll   APScheduler job every ZENDESK_POLL_SECONDS (0 = off) → TriageQueue.submit
+    Zendesk poll   APScheduler job every ZENDESK_POLL_SECONDS (0 = off) → TriageQueue.submit, only on
+                   the replica holding the poll lease (`bot.poll_lease`; it moves within one interval)
     Zendesk hook   POST /zendesk/webhook (HTTP mode only) → fetch → filters → TriageQueue.submit
     TriageQueue    claims (ticket, version) once, runs `bot.delivery.deliver_claim` under
                    TRIAGE_CONCURRENCY, heartbeats its runs and takes over runs whose process died
@@ -33,12 +34,14 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.delivery import deliver_claim, heartbeat_interval, recovery_interval, runtime_for
+from bot.delivery import deliver_claim, heartbeat_interval, recovery_interval
 from bot.intake_filters import TicketFilter
 from bot.intake_queue import TriageQueue, ticket_dispatcher
+from bot.poll_lease import PollLease
 from bot.poller import JOB_ID as POLL_JOB_ID
 from bot.poller import ZendeskPoller
 from bot.settings import Settings, secret
+from bot.slack_runtime import runtime_for
 from bot.zendesk_webhook import WEBHOOK_PATH, webhook_route
 from triage.protocols import ConfigError
 from triage.store import Claim
@@ -86,6 +89,7 @@ class RunningBot:
     queue: TriageQueue
     scheduler: AsyncIOScheduler
     poller: ZendeskPoller | None = None
+    poll_lease: PollLease | None = None
     http_server: HttpServer | None = None
     socket_handler: AsyncSocketModeHandler | None = None
     recovered_at_start: int = 0
@@ -110,6 +114,8 @@ class RunningBot:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)  # cancels a poll in progress (its page is re-read later)
             await asyncio.sleep(0)  # AsyncIOScheduler shuts down via call_soon
+        if self.poll_lease is not None and timeout > 0:
+            await self.poll_lease.release()  # another replica takes over polling at its next try
         if timeout == 0:
             await self.queue.aclose(0)
             await rt.drain(0)
@@ -168,7 +174,7 @@ async def start_bot(
             log.info("resuming %d triage run(s) interrupted by a previous stop or crash", recovered)
 
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
-        poller = _schedule_jobs(settings, services, scheduler, queue, ticket_filter)
+        poller, poll_lease = _schedule_jobs(settings, services, scheduler, queue, ticket_filter)
         scheduler.start()
 
         def stop_scheduler() -> Awaitable[None]:
@@ -183,6 +189,7 @@ async def start_bot(
             queue=queue,
             scheduler=scheduler,
             poller=poller,
+            poll_lease=poll_lease,
             recovered_at_start=recovered,
             drain_timeout_s=settings.shutdown_drain_seconds,
         )
@@ -221,7 +228,7 @@ def _schedule_jobs(
     scheduler: AsyncIOScheduler,
     queue: TriageQueue,
     ticket_filter: TicketFilter,
-) -> ZendeskPoller | None:
+) -> tuple[ZendeskPoller | None, PollLease | None]:
     store: Any = services.store
     prune = getattr(store, "prune_seen", None)
     if callable(prune):
@@ -249,19 +256,22 @@ def _schedule_jobs(
             "Zendesk is not configured (ZENDESK_URL or ZENDESK_SUBDOMAIN, and ZENDESK_EMAIL + "
             "ZENDESK_API_TOKEN or ZENDESK_OAUTH_TOKEN): polling and the webhook are off; /triage needs it too"
         )
-        return None
+        return None, None
     if settings.zendesk_poll_seconds <= 0:
         log.info("Zendesk polling is off (ZENDESK_POLL_SECONDS=0); tickets arrive by webhook or /triage only")
-        return None
+        return None, None
+    lease = PollLease(services.store, services.store.replica, settings.zendesk_poll_seconds)
     poller = ZendeskPoller(
         services.zendesk,
         services.store,
         ticket_filter,
         queue.submit,
         lookback_minutes=settings.zendesk_poll_lookback_minutes,
+        gate=lease.holds,
     )
     poller.schedule(scheduler, settings.zendesk_poll_seconds)
-    return poller
+    lease.schedule(scheduler, POLL_JOB_ID)
+    return poller, lease
 
 
 async def _start_http(

@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///triagebot.db"
     # migrate the database at start-up; false = refuse to start until `triagebot db upgrade` ran
     database_auto_migrate: bool = True
+    # this process's name in the runs table, the poll lease and the logs; empty = host:pid
+    replica_id: str = ""
     playbooks_dir: str = ""
     redact_emails: bool = True
     redact_phones: bool = True

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
-from bot.delivery import runtime_for
 from bot.settings import secret
+from bot.slack_runtime import runtime_for
 from triage.protocols import ConfigError
 
 if TYPE_CHECKING:

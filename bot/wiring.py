@@ -146,7 +146,11 @@ def build_services(
     database_url: str | None = None,
 ) -> Services:
     """Services from settings; the keyword arguments replace one part (the demo and tests use them)."""
-    store = SqlStore.from_url(database_url or settings.database_url, migrate=settings.database_auto_migrate)
+    store = SqlStore.from_url(
+        database_url or settings.database_url,
+        migrate=settings.database_auto_migrate,
+        replica=settings.replica_id,
+    )
     zendesk = build_zendesk(settings)
     playbooks_dir = settings.playbooks_dir or None
     engine = TriageEngine(

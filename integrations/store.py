@@ -20,11 +20,15 @@ the only copy of anything derived from a ticket is the report JSON the team alre
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
+import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -34,25 +38,28 @@ from sqlalchemy import (
     Engine,
     Table,
     and_,
+    case,
     create_engine,
     delete,
     event,
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Connection, RowMapping, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
-from integrations.schema_migrations import prepare_schema
+from integrations.schema_migrations import LOCK_NAMESPACE, prepare_schema
 from integrations.store_schema import (
     artefacts,
     audit_log,
     cursors,
     evidence,
     feedback_table,
+    leases,
     seen_keys,
     threads,
     ticket_state,
@@ -73,6 +80,7 @@ from triage.store import (
 log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_URL = "sqlite:///triagebot.db"
+TICKET_LOCK_POLL_S = 0.2  # how often a replica waiting for a ticket's advisory lock tries again
 
 T = TypeVar("T")
 
@@ -99,6 +107,18 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+def _try_advisory_lock(conn: Connection, key: dict[str, int]) -> bool:
+    return bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(:ns, :key)"), key).scalar())
+
+
+def _end(conn: Connection) -> None:
+    """Roll back and return the connection (releases transaction-scoped advisory locks)."""
+    try:
+        conn.rollback()
+    finally:
+        conn.close()
+
+
 def _run_record(row: RowMapping) -> RunRecord:
     report: TriageReport | None = None
     if row["report_json"]:
@@ -113,6 +133,7 @@ def _run_record(row: RowMapping) -> RunRecord:
         trigger=row["trigger"],
         status=RunStatus(row["status"]),
         attempts=row["attempts"],
+        owner=row["owner"] or "",
         report=report,
         error=row["error"] or "",
         channel=row["channel"],
@@ -135,17 +156,19 @@ def _artefact(row: RowMapping) -> Artefact:
 class SqlStore:
     """The Store over SQLAlchemy. Build it with `SqlStore.from_url(url)` or `await SqlStore.connect(url)`."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, replica: str = "") -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.replica = replica or default_replica_id()  # recorded as the owner of the runs it claims
         # An in-memory SQLite database is one shared connection (StaticPool): serialise access to it.
         self._lock: threading.Lock | None = threading.Lock() if isinstance(engine.pool, StaticPool) else None
+        self._ticket_locks: dict[int, _LocalLock] = {}
 
     # ------------------------------------------------------------ construction
 
     @classmethod
     def from_url(
-        cls, url: str = DEFAULT_DATABASE_URL, *, echo: bool = False, migrate: bool = True
+        cls, url: str = DEFAULT_DATABASE_URL, *, echo: bool = False, migrate: bool = True, replica: str = ""
     ) -> SqlStore:
         """Create the engine and prepare the schema (blocking; call at start-up or use `connect`).
 
@@ -157,13 +180,13 @@ class SqlStore:
         except BaseException:
             engine.dispose()
             raise
-        return cls(engine)
+        return cls(engine, replica=replica)
 
     @classmethod
     async def connect(
-        cls, url: str = DEFAULT_DATABASE_URL, *, echo: bool = False, migrate: bool = True
+        cls, url: str = DEFAULT_DATABASE_URL, *, echo: bool = False, migrate: bool = True, replica: str = ""
     ) -> SqlStore:
-        return await asyncio.to_thread(cls.from_url, url, echo=echo, migrate=migrate)
+        return await asyncio.to_thread(cls.from_url, url, echo=echo, migrate=migrate, replica=replica)
 
     async def close(self) -> None:
         await asyncio.to_thread(self.engine.dispose)
@@ -206,6 +229,7 @@ class SqlStore:
                 "trigger": trigger,
                 "status": RunStatus.running.value,
                 "attempts": 1,
+                "owner": self.replica,
                 "error": "",
                 "heartbeat_at": now,
                 "created_at": now,
@@ -247,6 +271,7 @@ class SqlStore:
                     .values(
                         status=RunStatus.running.value,
                         attempts=attempts + 1,
+                        owner=self.replica,
                         trigger=trigger,
                         error="",
                         heartbeat_at=taken_at,
@@ -283,25 +308,42 @@ class SqlStore:
             raise RuntimeError(f"run {run_id} disappeared")
         return run
 
-    async def heartbeat(self, run_id: str) -> None:
-        def do(conn: Connection) -> None:
+    @staticmethod
+    def _fenced(run_id: str, token: int) -> Any:
+        """The WHERE clause of every write of a run: still running, and still under this token."""
+        return and_(
+            triage_runs.c.run_id == run_id,
+            triage_runs.c.attempts == token,
+            triage_runs.c.status == RunStatus.running.value,
+        )
+
+    async def heartbeat(self, run_id: str, token: int) -> bool:
+        def do(conn: Connection) -> bool:
             now = _now()
-            conn.execute(
+            result = conn.execute(
                 update(triage_runs)
-                .where(triage_runs.c.run_id == run_id, triage_runs.c.status == RunStatus.running.value)
+                .where(self._fenced(run_id, token))
                 .values(heartbeat_at=now, updated_at=now)
             )
+            return result.rowcount == 1
 
-        await self._call(self._write, do)
+        return await self._call(self._write, do)
 
-    async def finish_run(self, run_id: str, report: TriageReport) -> None:
+    async def holds_run(self, run_id: str, token: int) -> bool:
+        def do(conn: Connection) -> bool:
+            found = conn.execute(select(triage_runs.c.run_id).where(self._fenced(run_id, token))).first()
+            return found is not None
+
+        return await self._call(self._read, do)
+
+    async def finish_run(self, run_id: str, report: TriageReport, *, token: int) -> bool:
         report_json = report.model_dump_json()
 
-        def do(conn: Connection) -> None:
+        def do(conn: Connection) -> bool:
             now = _now()
-            conn.execute(
+            result = conn.execute(
                 update(triage_runs)
-                .where(triage_runs.c.run_id == run_id)
+                .where(self._fenced(run_id, token))
                 .values(
                     status=RunStatus.done.value,
                     report_json=report_json,
@@ -324,6 +366,8 @@ class SqlStore:
                     cost_usd=report.usage.cost_usd,
                 )
             )
+            if result.rowcount != 1:
+                return False
             conn.execute(delete(evidence).where(evidence.c.run_id == run_id))
             if report.evidence:
                 conn.execute(
@@ -345,18 +389,31 @@ class SqlStore:
                     ],
                 )
 
-        await self._call(self._write, do)
+            return True
 
-    async def fail_run(self, run_id: str, error: str) -> None:
-        def do(conn: Connection) -> None:
-            now = _now()
-            conn.execute(
+        return await self._call(self._write, do)
+
+    async def fail_run(self, run_id: str, error: str, *, token: int) -> bool:
+        def do(conn: Connection) -> bool:
+            result = conn.execute(
                 update(triage_runs)
-                .where(triage_runs.c.run_id == run_id)
-                .values(status=RunStatus.failed.value, error=error[:4000], updated_at=now)
+                .where(self._fenced(run_id, token))
+                .values(status=RunStatus.failed.value, error=error[:4000], updated_at=_now())
             )
+            return result.rowcount == 1
 
-        await self._call(self._write, do)
+        return await self._call(self._write, do)
+
+    async def set_run_thread(self, run_id: str, channel: str, thread_ts: str, *, token: int) -> bool:
+        def do(conn: Connection) -> bool:
+            result = conn.execute(
+                update(triage_runs)
+                .where(self._fenced(run_id, token))
+                .values(channel=channel, thread_ts=thread_ts, updated_at=_now())
+            )
+            return result.rowcount == 1
+
+        return await self._call(self._write, do)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         return await self._call(self._get_run, run_id)
@@ -391,16 +448,6 @@ class SqlStore:
             return [_run_record(r) for r in rows]
 
         return await self._call(self._read, do)
-
-    async def set_run_thread(self, run_id: str, channel: str, thread_ts: str) -> None:
-        def do(conn: Connection) -> None:
-            conn.execute(
-                update(triage_runs)
-                .where(triage_runs.c.run_id == run_id)
-                .values(channel=channel, thread_ts=thread_ts, updated_at=_now())
-            )
-
-        await self._call(self._write, do)
 
     async def evidence_for_run(self, run_id: str) -> list[dict[str, Any]]:
         """The evidence index rows of a finished run (not in the protocol; for reporting and tests)."""
@@ -690,6 +737,105 @@ class SqlStore:
                 continue
         raise RuntimeError(f"could not upsert {table.name} {key!r}")
 
+    # ------------------------------------------------------------ per-ticket lock
+
+    @contextlib.asynccontextmanager
+    async def ticket_lock(self, ticket_id: int) -> AsyncIterator[None]:
+        """Work on one ticket, one at a time: in this process, and on PostgreSQL across replicas.
+
+        PostgreSQL: a transaction-scoped advisory lock `(LOCK_NAMESPACE + 1, ticket_id mod 2³¹)` on a
+        connection held for the duration (a collision of two ticket ids only makes them wait for each
+        other). It is taken with `pg_try_advisory_xact_lock` every TICKET_LOCK_POLL_S, so a waiting
+        replica never blocks a worker thread; ending the transaction (or losing the connection)
+        releases it. SQLite: the in-process lock alone (one process per SQLite file).
+        """
+        entry = self._ticket_locks.get(ticket_id)
+        if entry is None:
+            entry = self._ticket_locks[ticket_id] = _LocalLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                if self.dialect != "postgresql":
+                    yield
+                    return
+                conn = await asyncio.to_thread(self.engine.connect)
+                try:
+                    key = {"ns": LOCK_NAMESPACE + 1, "key": ticket_id % 2**31}
+                    while True:
+                        if await asyncio.to_thread(_try_advisory_lock, conn, key):
+                            break
+                        await asyncio.sleep(TICKET_LOCK_POLL_S)
+                    yield
+                finally:
+                    await asyncio.to_thread(_end, conn)
+        finally:
+            entry.users -= 1
+            if entry.users == 0 and self._ticket_locks.get(ticket_id) is entry:
+                del self._ticket_locks[ticket_id]
+
+    # ------------------------------------------------------------ leases
+
+    async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> int | None:
+        """Take or renew the lease `name` for `ttl_s`: its token while `holder` holds it, else None.
+
+        The holder renews; anybody takes it once it expired (the holder died or stopped renewing).
+        The token grows whenever the holder changes, so a stale holder can tell it lost the lease.
+        """
+
+        def do() -> int | None:
+            now = _now()
+            expires = now + timedelta(seconds=ttl_s)
+            with self.engine.begin() as conn:
+                result = conn.execute(
+                    update(leases)
+                    .where(leases.c.name == name, or_(leases.c.holder == holder, leases.c.expires_at < now))
+                    .values(
+                        token=case((leases.c.holder == holder, leases.c.token), else_=leases.c.token + 1),
+                        holder=holder,
+                        expires_at=expires,
+                        updated_at=now,
+                    )
+                )
+                if result.rowcount == 1:
+                    return int(conn.execute(select(leases.c.token).where(leases.c.name == name)).scalar_one())
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        insert(leases).values(
+                            name=name, holder=holder, token=1, expires_at=expires, updated_at=now
+                        )
+                    )
+                return 1
+            except IntegrityError:
+                return None  # somebody else holds it
+
+        return await self._call(do)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up now (graceful shutdown), so another replica takes it at its next try."""
+
+        def do(conn: Connection) -> None:
+            conn.execute(
+                update(leases)
+                .where(leases.c.name == name, leases.c.holder == holder)
+                .values(expires_at=_now() - timedelta(seconds=1), updated_at=_now())
+            )
+
+        await self._call(self._write, do)
+
+    async def lease_holder(self, name: str) -> tuple[str, int] | None:
+        """Not in the protocol: the current (holder, token) of a lease that has not expired."""
+
+        def do(conn: Connection) -> tuple[str, int] | None:
+            row = conn.execute(
+                select(leases.c.holder, leases.c.token).where(
+                    leases.c.name == name, leases.c.expires_at >= _now()
+                )
+            ).first()
+            return None if row is None else (str(row[0]), int(row[1]))
+
+        return await self._call(self._read, do)
+
     # ------------------------------------------------------------ ticket state
 
     async def get_ticket_state(self, ticket_id: int) -> TicketState | None:
@@ -722,6 +868,17 @@ class SqlStore:
                 "extra_json": json.dumps(state.extra, sort_keys=True),
             },
         )
+
+
+def default_replica_id() -> str:
+    """`host:pid`: unique per process, readable in the runs table and the logs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class _LocalLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
 
 
 def create_store_engine(url: str, *, echo: bool = False) -> Engine:

@@ -41,7 +41,9 @@ triage_runs = Table(
     Column("ticket_version", String(64), nullable=False),
     Column("trigger", String(32), nullable=False),
     Column("status", String(16), nullable=False),
+    # the fencing token: incremented on every takeover; every write of the run checks it
     Column("attempts", Integer, nullable=False, default=1),
+    Column("owner", String(128), nullable=False, default="", server_default=""),  # replica holding it
     Column("report_json", Text, nullable=True),
     Column("error", Text, nullable=False, default=""),
     Column("channel", String(64), nullable=True),
@@ -153,5 +155,15 @@ ticket_state = Table(
     Column("public_customer_comments", Integer, nullable=False, default=0),
     Column("last_version", String(64), nullable=False, default=""),
     Column("extra_json", Text, nullable=False, default="{}"),
+    ts("updated_at", nullable=False),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(128), primary_key=True),  # e.g. "zendesk-poller"
+    Column("holder", String(128), nullable=False),  # the replica id
+    Column("token", Integer, nullable=False),  # incremented whenever the holder changes
+    ts("expires_at", nullable=False),
     ts("updated_at", nullable=False),
 )

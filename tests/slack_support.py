@@ -22,9 +22,9 @@ import aiohttp
 from slack_sdk.signature import SignatureVerifier
 
 from bot.app import build_app
-from bot.delivery import runtime_for
 from bot.http_server import HttpServer, build_web_app, start_http
 from bot.settings import Settings
+from bot.slack_runtime import runtime_for
 from bot.wiring import Services, build_services, replay_sources
 from tests.fakes.slack import FakeSlack
 from tests.fakes.zendesk import FakeZendesk

@@ -56,7 +56,7 @@ class Recorder:
             await asyncio.sleep(self.delay)
         finally:
             self.active -= 1
-        await self.store.finish_run(claim.run.run_id, report(claim))
+        await self.store.finish_run(claim.run.run_id, report(claim), token=claim.token)
 
 
 async def wait_until(predicate: Callable[[], bool | Awaitable[bool]], within: float = 10.0) -> None:
@@ -174,7 +174,7 @@ async def test_failed_run_is_retried_through_recovery_then_given_up(store: SqlSt
             raise RuntimeError("model overloaded")
         if claim.run.ticket_id == 2:
             raise RuntimeError("always broken")
-        await store.finish_run(claim.run.run_id, report(claim))
+        await store.finish_run(claim.run.run_id, report(claim), token=claim.token)
 
     queue = TriageQueue(store, flaky, concurrency=2, stale_after_s=0.4, heartbeat_s=0.1, max_attempts=2)
     await queue.submit(1, "v1", "poll")

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.delivery import runtime_for
 from bot.listeners.commands import parse_command
+from bot.slack_runtime import runtime_for
 from bot.socket_mode import start_socket_mode
 from formatting.actions import ACTION_PACKET, ACTION_RERUN
 from formatting.limits import validate_message

@@ -103,10 +103,10 @@ async def test_run_round_trip(store: SqlStore) -> None:
     assert run.status is RunStatus.running and run.attempts == 1 and run.trigger == "slash"
     assert run.created_at is not None and run.created_at.tzinfo is not None
 
-    await store.heartbeat(run.run_id)
-    await store.set_run_thread(run.run_id, "C123", "1700000000.000100")
+    assert await store.heartbeat(run.run_id, run.attempts)
+    assert await store.set_run_thread(run.run_id, "C123", "1700000000.000100", token=run.attempts)
     report = make_report(run_id=run.run_id)
-    await store.finish_run(run.run_id, report)
+    assert await store.finish_run(run.run_id, report, token=run.attempts)
 
     got = await store.get_run(run.run_id)
     assert got is not None and got.status is RunStatus.done
@@ -122,8 +122,9 @@ async def test_run_round_trip(store: SqlStore) -> None:
     rows = await store.evidence_for_run(run.run_id)
     assert [(r["evidence_id"], r["status"]) for r in rows] == [("E1", "ok"), ("E2", "timeout")]
 
-    # finished again (re-synthesis): the evidence index is replaced, not duplicated
-    await store.finish_run(run.run_id, report)
+    # a done run is final: a second finish (or a late fail) is refused and changes nothing
+    assert not await store.finish_run(run.run_id, report, token=run.attempts)
+    assert not await store.fail_run(run.run_id, "late", token=run.attempts)
     assert len(await store.evidence_for_run(run.run_id)) == 2
 
     # a done run is never re-claimed
@@ -194,7 +195,7 @@ async def test_stale_run_is_taken_over_once(store: SqlStore) -> None:
 
 async def test_failed_run_can_be_reclaimed(store: SqlStore) -> None:
     first = await store.claim_run(10, "v1", "poll")
-    await store.fail_run(first.run.run_id, "SourceUnavailable: zendesk down")
+    assert await store.fail_run(first.run.run_id, "SourceUnavailable: zendesk down", token=first.token)
     failed = await store.get_run(first.run.run_id)
     assert failed is not None and failed.status is RunStatus.failed and "zendesk down" in failed.error
 
@@ -225,7 +226,7 @@ async def test_one_thread_per_ticket(store: SqlStore) -> None:
     assert not await store.set_thread(ThreadRef(ticket_id=5, channel="C2", thread_ts="9.9"))
 
     run = (await store.claim_run(6, "v1", "slash")).run
-    await store.set_run_thread(run.run_id, "C9", "2.0")
+    assert await store.set_run_thread(run.run_id, "C9", "2.0", token=run.attempts)
     assert await store.ticket_for_thread("C9", "2.0") == 6
 
 
@@ -316,7 +317,7 @@ async def test_audit_holds_no_ticket_text(store: SqlStore) -> None:
     report.ticket.subject = SECRET_TICKET_TEXT
     report.evidence[0].excerpt = SECRET_TICKET_TEXT
     report.evidence[0].query = SECRET_TICKET_TEXT
-    await store.finish_run(run.run_id, report)
+    await store.finish_run(run.run_id, report, token=run.attempts)
 
     def dump() -> str:
         with store.engine.connect() as conn:
@@ -329,7 +330,7 @@ async def test_reports_reload_after_restart(db_url: str) -> None:
     first = await SqlStore.connect(db_url)
     run = (await first.claim_run(14, "v1", "cli")).run
     report = make_report(ticket_id=14, run_id=run.run_id)
-    await first.finish_run(run.run_id, report)
+    await first.finish_run(run.run_id, report, token=run.attempts)
     await first.set_thread(ThreadRef(ticket_id=14, channel="C1", thread_ts="3.0"))
     await first.set_cursor("c", "x")
     await first.close()
@@ -352,3 +353,86 @@ async def test_in_memory_sqlite_works_across_threads() -> None:
         assert [c.owned for c in claims].count(True) == 1
     finally:
         await store.close()
+
+
+async def test_a_superseded_owner_is_fenced_out_of_every_write(db_url: str) -> None:
+    a = await SqlStore.connect(db_url, replica="replica-a")
+    b = await SqlStore.connect(db_url, replica="replica-b")
+    try:
+        old = await a.claim_run(77, "v1", "poll", stale_after_s=60)
+        assert old.owned and old.token == 1 and old.run.owner == "replica-a"
+        await _age_heartbeat(a, old.run.run_id, 120)  # replica a stalls past the stale period
+        new = await b.claim_run(77, "v1", "poll", stale_after_s=60)
+        assert new.owned and new.resumed and new.token == 2 and new.run.run_id == old.run.run_id
+        assert new.run.owner == "replica-b"
+
+        run_id = old.run.run_id
+        # the stalled owner wakes up: every write under its token is refused and changes nothing
+        assert not await a.holds_run(run_id, old.token)
+        assert not await a.heartbeat(run_id, old.token)
+        assert not await a.set_run_thread(run_id, "C-old", "1.0", token=old.token)
+        assert not await a.finish_run(run_id, make_report(77, run_id), token=old.token)
+        assert not await a.fail_run(run_id, "late failure", token=old.token)
+        current = await b.get_run(run_id)
+        assert current is not None and current.status is RunStatus.running and current.thread_ts is None
+        assert await b.evidence_for_run(run_id) == []
+
+        # the new owner's writes go through
+        assert await b.holds_run(run_id, new.token)
+        assert await b.set_run_thread(run_id, "C1", "2.0", token=new.token)
+        assert await b.finish_run(run_id, make_report(77, run_id), token=new.token)
+        done = await a.get_run(run_id)
+        assert done is not None and done.status is RunStatus.done and done.thread_ts == "2.0"
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_ticket_lock_serialises_one_ticket_across_stores(db_url: str) -> None:
+    """Two stores = two replicas on PostgreSQL (advisory lock); on SQLite one store is one process."""
+    a = await SqlStore.connect(db_url)
+    b = await SqlStore.connect(db_url) if a.dialect == "postgresql" else a
+    order: list[str] = []
+    entered = {name: asyncio.Event() for name in "abc"}
+    release = {name: asyncio.Event() for name in "abc"}
+
+    async def work(store: SqlStore, name: str, ticket_id: int) -> None:
+        async with store.ticket_lock(ticket_id):
+            order.append(f"{name}:in")
+            entered[name].set()
+            await release[name].wait()
+            order.append(f"{name}:out")
+
+    try:
+        first = asyncio.create_task(work(a, "a", 5))
+        await entered["a"].wait()
+        second = asyncio.create_task(work(b, "b", 5))
+        other = asyncio.create_task(work(b, "c", 6))  # another ticket is not blocked by a
+        await entered["c"].wait()
+        release["c"].set()
+        await other
+        assert not entered["b"].is_set()  # the same ticket: b waits for a
+        release["a"].set()
+        release["b"].set()
+        await asyncio.gather(first, second)
+        assert order.index("a:out") < order.index("b:in")
+    finally:
+        await a.close()
+        if b is not a:
+            await b.close()
+
+
+async def test_lease_has_one_holder_and_moves_when_it_expires(store: SqlStore) -> None:
+    assert await store.acquire_lease("poller", "r1", ttl_s=60) == 1
+    assert await store.acquire_lease("poller", "r2", ttl_s=60) is None  # r1 holds it
+    assert await store.acquire_lease("poller", "r1", ttl_s=60) == 1  # renewal keeps the token
+    assert await store.lease_holder("poller") == ("r1", 1)
+    # r1 dies: its lease expires and the next try by anybody takes it, with a new token
+    assert await store.acquire_lease("poller", "r1", ttl_s=-1) == 1
+    assert await store.lease_holder("poller") is None
+    taken = await asyncio.gather(*[store.acquire_lease("poller", f"r{i}", ttl_s=60) for i in range(2, 8)])
+    assert sorted(t for t in taken if t is not None) == [2]
+    # a graceful stop hands it over at once
+    holder = (await store.lease_holder("poller") or ("", 0))[0]
+    await store.release_lease("poller", holder)
+    assert await store.acquire_lease("poller", "r9", ttl_s=60) == 3

@@ -27,9 +27,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot import cli
-from bot.delivery import REPORT_RUN, runtime_for
+from bot.delivery import REPORT_RUN
 from bot.poller import JOB_ID as POLL_JOB_ID
 from bot.runner import PRUNE_JOB_ID, RunningBot, start_bot
+from bot.slack_runtime import runtime_for
 from bot.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WEBHOOK_PATH, sign
 from integrations.store import SqlStore, triage_runs
 from integrations.zendesk import FORCE_NETLOC, FORCE_SCHEME

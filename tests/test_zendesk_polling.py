@@ -80,7 +80,9 @@ class Triage:
         store = self.store
         assert store is not None
         await store.finish_run(
-            claim.run.run_id, TriageReport(run_id=claim.run.run_id, ticket=TicketSummary.of(ticket))
+            claim.run.run_id,
+            TriageReport(run_id=claim.run.run_id, ticket=TicketSummary.of(ticket)),
+            token=claim.token,
         )
         self.ran.set()
 

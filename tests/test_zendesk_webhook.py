@@ -284,6 +284,7 @@ async def test_webhook_poll_and_slash_at_once_make_one_run(
         await store.finish_run(
             claim.run.run_id,
             TriageReport(run_id=claim.run.run_id, ticket=TicketSummary(id=claim.run.ticket_id)),
+            token=claim.token,
         )
 
     flt = TicketFilter.build(statuses=["new", "open"])

@@ -2,10 +2,16 @@
 
 State lives in the store, never in process memory, so a button click or a thread reply can land on
 any replica after a restart. The SQLAlchemy implementation is `integrations.store.SqlStore`.
+
+Fencing: a run's lease carries a token, its attempt number (`Claim.token`), incremented whenever
+another claimer takes the run over. Every write of a run passes the token and is refused (returns
+False, changes nothing) when it is stale, so a stalled owner that wakes up after a takeover cannot
+overwrite the new owner's work; it stops quietly.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -27,7 +33,8 @@ class RunRecord(BaseModel):
     ticket_version: str
     trigger: str  # "slash" | "poll" | "webhook" | "cli" | "rerun" | "retriage"
     status: RunStatus
-    attempts: int = 1
+    attempts: int = 1  # the fencing token
+    owner: str = ""  # the replica that holds (or last held) the run
     report: TriageReport | None = None
     error: str = ""
     channel: str | None = None  # the Slack thread this run reports into
@@ -42,6 +49,11 @@ class Claim(BaseModel):
     owned: bool
     run: RunRecord
     resumed: bool = False  # owned because a previous owner crashed (stale heartbeat)
+
+    @property
+    def token(self) -> int:
+        """The fencing token every write of this run must carry."""
+        return self.run.attempts
 
 
 class ThreadRef(BaseModel):
@@ -90,13 +102,22 @@ class Store(Protocol):
     async def claim_run(
         self, ticket_id: int, ticket_version: str, trigger: str, *, stale_after_s: float = 600.0
     ) -> Claim: ...
-    async def heartbeat(self, run_id: str) -> None: ...
-    async def finish_run(self, run_id: str, report: TriageReport) -> None: ...
-    async def fail_run(self, run_id: str, error: str) -> None: ...
+    # fenced writes: False (and nothing written) when `token` is no longer the run's attempt number
+    async def heartbeat(self, run_id: str, token: int) -> bool: ...
+    async def finish_run(self, run_id: str, report: TriageReport, *, token: int) -> bool: ...
+    async def fail_run(self, run_id: str, error: str, *, token: int) -> bool: ...
+    async def set_run_thread(self, run_id: str, channel: str, thread_ts: str, *, token: int) -> bool: ...
+    async def holds_run(self, run_id: str, token: int) -> bool: ...  # still ours and running?
     async def get_run(self, run_id: str) -> RunRecord | None: ...
     async def latest_run(self, ticket_id: int) -> RunRecord | None: ...
     async def stale_runs(self, stale_after_s: float) -> list[RunRecord]: ...
-    async def set_run_thread(self, run_id: str, channel: str, thread_ts: str) -> None: ...
+
+    # --- work on one ticket, one at a time across replicas
+    def ticket_lock(self, ticket_id: int) -> AbstractAsyncContextManager[None]: ...
+
+    # --- named leases (one Zendesk poller): the token while `holder` holds it, else None
+    async def acquire_lease(self, name: str, holder: str, ttl_s: float) -> int | None: ...
+    async def release_lease(self, name: str, holder: str) -> None: ...
 
     # --- one Slack thread per ticket
     async def get_thread(self, ticket_id: int) -> ThreadRef | None: ...

@@ -15,8 +15,9 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
-from bot.delivery import DeliveryResult, permalink, post_error, post_message, slack_error, triage_ticket
+from bot.delivery import DeliveryResult, triage_ticket
 from bot.listeners.common import Deps, Reported, channel_of, reason, user_of
+from bot.slack_runtime import permalink, post_error, post_message, slack_error
 from formatting.actions import (
     ACTION_FEEDBACK_DOWN,
     ACTION_FEEDBACK_UP,

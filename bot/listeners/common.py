@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.delivery import SlackRuntime, slack_error
+from bot.slack_runtime import SlackRuntime, slack_error
 
 if TYPE_CHECKING:
     from bot.settings import Settings

@@ -8,8 +8,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.delivery import post_error, post_message
 from bot.listeners.common import Deps, input_value, reason, user_of
+from bot.slack_runtime import post_error, post_message
 from formatting.actions import (
     FEEDBACK_BLOCK,
     FEEDBACK_INPUT,
