@@ -114,10 +114,28 @@ def _progress_printer(enabled: bool) -> Any:
     return show
 
 
+DEMO_MODEL_NOTE = {
+    "recorded": "no ANTHROPIC_API_KEY, so the model's answers are recorded model answers (set the key for the "
+    "live model; --evidence-only for no model)",
+    "live": "using the live model (ANTHROPIC_API_KEY is set)",
+    "none": "--evidence-only: no model, reports are evidence-only",
+}
+DEMO_MODEL_LABEL = {"recorded": "recorded model answers", "live": "live model", "none": "evidence-only"}
+
+
 def _check_drafts_format(args: argparse.Namespace) -> None:
-    wants = any(getattr(args, name, False) for name in ("packet", "kb", "reply"))
+    wants = any(getattr(args, name, False) for name in ("packet", "kb", "reply", "ask"))
     if wants and args.format in ("json", "blocks"):
-        raise UsageError("--packet/--kb/--reply print Markdown: use them with --format text or markdown")
+        raise UsageError(
+            "--packet/--kb/--reply/--ask print Markdown: use them with --format text or markdown"
+        )
+
+
+async def _answer(services: Any, report: TriageReport, question: str) -> str:
+    """A follow-up question answered like a thread reply in Slack (grounded in the report)."""
+    answer = await services.engine.follow_up(report, question)
+    cited = f" [{', '.join(answer.evidence_ids)}]" if answer.evidence_ids else ""
+    return f"## Follow-up: {question.strip()}\n\n{answer.answer}{cited}"
 
 
 async def _drafts(services: Any, report: TriageReport, args: argparse.Namespace) -> list[str]:
@@ -146,25 +164,27 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         folder = Path(tempfile.gettempdir()) / "triagebot-demo"
         folder.mkdir(parents=True, exist_ok=True)
         db = f"sqlite:///{folder / 'demo.db'}"
-    services = build_demo_services(settings, db)
+    from bot.wiring import demo_model_kind
+
+    kind = demo_model_kind(settings, args.evidence_only)
+    services = build_demo_services(settings, db, evidence_only=args.evidence_only)
     ids = [parse_ticket_ref(t) for t in args.ticket] if args.ticket else BundledTicketSource().ids()
     streaming = args.format in ("text", "markdown")
     reports: list[TriageReport] = []
     try:
-        if not settings.model_configured and not args.quiet:
-            print(
-                "demo: no ANTHROPIC_API_KEY, so reports are evidence-only (set it for full synthesis)",
-                file=sys.stderr,
-            )
+        if not args.quiet:
+            print(f"demo: {DEMO_MODEL_NOTE[kind]}", file=sys.stderr)
         for ticket_id in ids:
             if not args.quiet:
-                print(f"\n▶ triaging demo ticket #{ticket_id}", file=sys.stderr)
+                print(f"\n▶ triaging demo ticket #{ticket_id} ({DEMO_MODEL_LABEL[kind]})", file=sys.stderr)
             ticket = await services.engine.fetch(ticket_id)
             report = await _triage_stored(services, ticket, f"{ticket.version_key}#demo", args)
             if streaming:
                 print(render(report, args.format))
                 for extra in await _drafts(services, report, args):
                     print("\n" + extra)
+                if args.ask:
+                    print("\n" + await _answer(services, report, args.ask))
             reports.append(report)
         if not streaming:
             print(render_many(reports, args.format))
@@ -358,6 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--use-database-url", action="store_true", help="store in DATABASE_URL instead of a temp SQLite"
     )
+    p.add_argument(
+        "--evidence-only", action="store_true", help="no model: the evidence-only view (no recorded answers)"
+    )
+    p.add_argument("--ask", metavar="QUESTION", help="also answer a follow-up question about each report")
     output(p)
     drafts(p)
 

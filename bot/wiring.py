@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bot.settings import Settings, secret
 from integrations.anthropic_model import AnthropicModel
@@ -231,11 +231,42 @@ def replay_sources(timeout_s: float = 15.0) -> list[ResearchSource]:
     ]
 
 
-def build_demo_services(settings: Settings, database_url: str) -> Services:
-    """Everything offline: bundled tickets and recorded sources; evidence-only unless ANTHROPIC_API_KEY is set."""
+DemoModel = Literal["live", "recorded", "none"]
+
+
+def demo_model_kind(settings: Settings, evidence_only: bool = False) -> DemoModel:
+    """What answers the demo's model calls: the configured model, the recorded answers, or nothing."""
+    if evidence_only:
+        return "none"
+    return "live" if settings.model_configured else "recorded"
+
+
+def recorded_model(settings: Settings) -> LanguageModel:
+    """The production adapter over the real AsyncAnthropic, answered by recorded Messages API responses."""
+    from integrations.anthropic_replay import replay_http_client
+
+    return AnthropicModel(
+        synthesis_model=settings.triage_model,
+        intake_model=settings.triage_intake_model,
+        provider=ProviderConfig(
+            "anthropic", api_key="recorded-demo", max_retries=0, http_client=replay_http_client()
+        ),
+    )
+
+
+def build_demo_services(settings: Settings, database_url: str, *, evidence_only: bool = False) -> Services:
+    """Everything offline: bundled tickets and recorded sources. The model: live with ANTHROPIC_API_KEY (or
+    another configured provider), recorded answers without, none with `evidence_only`."""
+    kind = demo_model_kind(settings, evidence_only)
+    model: LanguageModel | None = None
+    if kind == "recorded":
+        model = recorded_model(settings)
+    elif kind == "live":
+        model = build_model(settings)
     return build_services(
         settings,
         tickets=BundledTicketSource(),
         sources=replay_sources(settings.source_timeout_seconds),
+        model=model,
         database_url=database_url,
     )

@@ -45,6 +45,7 @@ class ProviderConfig:
     access_token: str = ""  # Vertex: a ready OAuth token (else application default credentials)
     max_retries: int = 3
     timeout_s: float = 120.0
+    http_client: Any = None  # an httpx2.AsyncClient for the SDK (the demo's recorded answers); None = default
 
     @property
     def label(self) -> str:
@@ -57,6 +58,8 @@ def build_client(config: ProviderConfig, posthog_client: Any | None = None) -> A
     common: dict[str, Any] = {"max_retries": config.max_retries, "timeout": config.timeout_s}
     if config.base_url:
         common["base_url"] = config.base_url
+    if config.http_client is not None:
+        common["http_client"] = config.http_client
     if posthog_client is not None:
         from posthog.ai import anthropic as wrapped
 

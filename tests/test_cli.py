@@ -97,7 +97,7 @@ def demo_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_demo_json_then_render_every_format(capsys: pytest.CaptureFixture[str], demo_tmp: Path) -> None:
-    code, out, err = run(capsys, "demo", "48291", "--format", "json")
+    code, out, err = run(capsys, "demo", "48291", "--format", "json", "--evidence-only")
     assert code == 0, err
     report = TriageReport.model_validate_json(out)
     assert report.mode is ReportMode.evidence_only and "ANTHROPIC_API_KEY" in report.degraded_reason
