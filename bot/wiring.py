@@ -20,7 +20,7 @@ from integrations.store import SqlStore
 from integrations.zendesk import ZendeskTicketSource
 from triage.engine import TriageConfig, TriageEngine
 from triage.models import Ticket
-from triage.playbooks import load_playbooks, load_sdk_catalogue
+from triage.playbooks import load_playbooks, load_sdk_catalogue, load_vocabulary
 from triage.protocols import LanguageModel, ResearchSource, TicketNotFound, TicketSource
 from triage.store import AuditEntry
 
@@ -159,6 +159,7 @@ def build_services(
         model=build_model(settings) if model is _FROM_SETTINGS else model,
         playbooks=load_playbooks(playbooks_dir),
         sdk_catalogue=load_sdk_catalogue(playbooks_dir),
+        vocabulary=load_vocabulary(playbooks_dir),
         config=triage_config(settings),
         audit=_audit_sink(store),
     )

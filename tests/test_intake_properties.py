@@ -107,19 +107,17 @@ def test_no_catastrophic_backtracking_on_100kb_inputs() -> None:
         assert elapsed < 1.5, (name, elapsed)
 
 
-def test_realistic_100kb_ticket_extracts_fast() -> None:
-    chunk = (
-        "Since we upgraded posthog-js to 1.160.0 our feature flag `new-checkout-flow` returns false for "
-        "distinct_id user_8f3a2c (jane@acme.io). posthog.isFeatureEnabled('new-checkout-flow') logs false. "
-        "See https://us.posthog.com/project/1/person/user_8f3a2c - TypeError: x is undefined.\n"
-    )
-    text = (chunk * (100_000 // len(chunk) + 1))[:100_000]
-    extract_identifiers(text)  # warm the pattern caches
-    best = min(_timed(lambda: extract_identifiers(text)) for _ in range(3))
-    assert best < 0.25, best  # typically 10-25 ms
+REALISTIC_CHUNK = (
+    "Since we upgraded posthog-js to 1.160.0 our feature flag `new-checkout-flow` returns false for "
+    "distinct_id user_8f3a2c (jane@acme.io). posthog.isFeatureEnabled('new-checkout-flow') logs false. "
+    "See https://us.posthog.com/project/1/person/user_8f3a2c - TypeError: x is undefined.\n"
+)
 
 
-def _timed(fn: object) -> float:
-    t0 = time.perf_counter()
-    fn()  # type: ignore[operator]
-    return time.perf_counter() - t0
+def test_realistic_100kb_ticket_extracts_whole_and_bounded() -> None:
+    # its speed is measured by bench/intake_extraction.py (a timing assertion here would be load-flaky)
+    text = (REALISTIC_CHUNK * (100_000 // len(REALISTIC_CHUNK) + 1))[:100_000]
+    ids = extract_identifiers(text)
+    _assert_bounded(ids)
+    assert ids.flag_keys == ["new-checkout-flow"] and ids.distinct_ids[0] == "user_8f3a2c"
+    assert ids.error_messages == ["TypeError: x is undefined"] and "isFeatureEnabled" in ids.code_symbols

@@ -28,7 +28,14 @@ from triage.models import (
     Ticket,
     TriageReport,
 )
-from triage.playbooks import Playbook, SdkSpec, load_sdk_catalogue, playbook_for_area
+from triage.playbooks import (
+    Playbook,
+    SdkSpec,
+    Vocabulary,
+    bundled_vocabulary,
+    load_sdk_catalogue,
+    playbook_for_area,
+)
 from triage.protocols import (
     ConfigError,
     LanguageModel,
@@ -73,6 +80,7 @@ class TriageEngine:
         playbooks: dict[str, Playbook],
         config: TriageConfig | None = None,
         sdk_catalogue: list[SdkSpec] | None = None,
+        vocabulary: Vocabulary | None = None,
         audit: AuditSink | None = None,
     ) -> None:
         self.tickets = tickets
@@ -82,6 +90,7 @@ class TriageEngine:
         self.playbooks = playbooks
         self.config = config or TriageConfig()
         self.sdk_catalogue = sdk_catalogue if sdk_catalogue is not None else load_sdk_catalogue()
+        self.vocabulary = vocabulary or bundled_vocabulary()
         self.audit = audit
         self.redactor = Redactor(emails=self.config.redact_emails, phones=self.config.redact_phones)
         self._started = False
@@ -165,7 +174,9 @@ class TriageEngine:
         t0 = time.perf_counter()
         await emit(progress, ProgressEvent(kind="phase", phase="intake"))
         clean = self.redactor.redact_ticket(ticket)
-        base = rule_intake(clean, self.playbooks, self.sdk_catalogue, unredacted=ticket)
+        base = rule_intake(
+            clean, self.playbooks, self.sdk_catalogue, unredacted=ticket, vocabulary=self.vocabulary
+        )
         intake, intake_usage = await refine_intake(self.model, clean, base, self.playbooks)
         intake = intake.model_copy(update=requester_scope(ticket, clean, intake.identifiers))
         playbook = self.playbooks.get(intake.playbook_id) or playbook_for_area(

@@ -6,7 +6,7 @@ identifiers, `routing` scores the playbooks' weighted keywords (a product area i
 prompt injection. Layer 2 (`refinement.refine_intake`) asks a small model to confirm or correct it.
 """
 
-from triage.intake.extraction import KNOWN_EVENTS, extract_emails, extract_identifiers
+from triage.intake.extraction import extract_emails, extract_identifiers
 from triage.intake.injection import detect_injection
 from triage.intake.refinement import (
     IntakeRefinement,
@@ -22,7 +22,6 @@ from triage.intake.sdks import extract_sdks
 from triage.intake.signals import detect_language
 
 __all__ = [
-    "KNOWN_EVENTS",
     "MAX_PER_TYPE",
     "IntakeRefinement",
     "detect_injection",

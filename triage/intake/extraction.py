@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections.abc import Mapping, Sequence
 from urllib.parse import unquote, urlsplit
 
+from triage.intake.errors import extract_errors
+from triage.intake.flags_events import extract_flags_and_events
 from triage.intake.scan import (
     HEURISTIC_CHARS,
-    MAX_CANDIDATES,
     TRAILING,
     Bag,
     anchors,
@@ -21,8 +21,9 @@ from triage.intake.scan import (
     word_list,
 )
 from triage.intake.sdks import extract_sdks
+from triage.intake.symbols import extract_symbols
 from triage.models import Identifiers
-from triage.playbooks import SdkSpec
+from triage.playbooks import SdkSpec, Vocabulary, bundled_vocabulary
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # on the lowered text
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}")
@@ -43,61 +44,11 @@ _LIST_CONT = re.compile(
     r"[ \t]*(?:,|/|\band\b|\by\b|\bund\b|\bet\b|\be\b)[ \t]*[\"'`]?([A-Za-z0-9$][\w$@.:+|-]{1,99})"
 )
 
-_FLAG_CALL = re.compile(
-    r"\b(?:is_?feature_?enabled|get_?feature_?flag(?:_?payload|_?result)?|use_?feature_?flag(?:_?enabled|_?variant_?key"
-    r"|_?payload)?|feature_?enabled\??|get_?feature_?flag_?variant|is_?enabled|onFeatureFlag|getRemoteConfig)"
-    r"\s*\(\s*[\"'`]([^\"'`\s]{1,100})[\"'`](?:\s*,\s*[\"'`]([^\"'`\s]{1,100})[\"'`])?",
-    re.IGNORECASE,
-)
-_FLAG_CALL_ANCHORS = word_list(
-    "featureenabled|feature_enabled|featureflag|feature_flag|isenabled|is_enabled|getremoteconfig"
-)
-_FLAG_ADJACENT = re.compile(
-    r"\b(?:feature[ -]?flag|flag(?:[ _]key)?|experiment)[ \t]+(?:key[ \t]+|named[ \t]+|called[ \t]+)?"
-    r"([a-z0-9]+(?:[-_][a-z0-9]+){1,12})\b",
-    re.IGNORECASE,
-)
-_FLAG_WORDS = ("flag", "experiment", "multivariate")
-_EVENT_WORDS = ("event", "evento", "ereignis", "événement", "evenement", "capture", "fire", "track")
 _SURVEY_WORDS = word_list(
     "survey|encuesta|umfrage|enquête|enquete|sondage|pesquisa|questionário|questionario"
 )
 _PERSON_WORDS = ("person", "persona", "pessoa")
 _ERROR_ID_WORDS = ("error tracking", "error_tracking", "exception", "issue id", "issue_id", "fingerprint")
-_QUOTED = re.compile(r"`([^`\n]{1,100})`|\"([^\"\n]{1,100})\"|'([^'\n]{1,100})'|“([^”\n]{1,100})”")
-_SNAKE = re.compile(r"(?<![\w$.-])([a-z][a-z0-9]{0,40}(?:_[a-z0-9]{1,40}){1,8})(?![\w-])")
-_KEY_TOKEN = re.compile(r"^[A-Za-z0-9][\w.:-]{0,99}$")
-_EVENT_TOKEN = re.compile(r"^\$?[A-Za-z][\w.:/ -]{0,59}$")
-_DOLLAR = re.compile(r"\$[a-z][a-z0-9_]{1,40}\b")
-_CAPTURE_CALL = re.compile(
-    r"capture\s*\(\s*[\"'`]([^\"'`\n]{1,80})[\"'`](?:\s*,\s*[\"'`]([^\"'`\n]{1,80})[\"'`])?", re.IGNORECASE
-)
-_EVENT_FIELD = re.compile(r"event[\"']?\s*[:=]\s*[\"'`]([^\"'`\n]{1,80})[\"'`]", re.IGNORECASE)
-
-_ERROR_LINE = re.compile(
-    r"(?<![\w.])((?:[A-Za-z_]\w{0,40}\.){0,4}(?:[A-Z]\w{0,40}?)?(?:Error|Exception)):[ \t]+([^\n]{3,300})"
-)
-_ERROR_QUOTED = re.compile(r"[\"“`]([^\"”`\n]{3,400})[\"”`]")
-_ERROR_QUOTED_WORD = re.compile(
-    r"\b(?:error|exception|failed|failure|cannot|unable|denied|refused|invalid|unauthorized|forbidden"
-    r"|timed out"
-    r"|timeout)\b",
-    re.IGNORECASE,
-)
-_ERROR_ANCHORS = word_list(
-    "error|exception|failed|failure|cannot|unable|denied|refused|invalid|unauthorized|forbidden|"
-    "timed out|timeout"
-)
-_HTTP_ERROR = re.compile(
-    r"\b([45]\d\d)[ \t]+(Bad Request|Unauthorized|Forbidden|Not Found|Method Not Allowed|Conflict"
-    r"|Payload Too Large|Content Too Large|Too Many Requests|Internal Server Error|Bad Gateway"
-    r"|Service Unavailable|Gateway Timeout)\b",
-    re.IGNORECASE,
-)
-_HTTP_ANCHORS = word_list(
-    "bad request|unauthorized|forbidden|not found|method not allowed|conflict|too large|"
-    "too many requests|internal server error|bad gateway|service unavailable|gateway timeout"
-)
 _FINGERPRINT = re.compile(
     r"fingerprint\b[\"'`]?[ \t]*(?:[:=]|\bis\b)?[ \t]*[\"'`]?([\w:.-]{6,128})", re.IGNORECASE
 )
@@ -134,57 +85,7 @@ _NOT_IDS = frozenset(
         "les|do|da"
     )
 )
-_NOT_KEYS = frozenset(
-    word_list(
-        "true|false|null|none|undefined|on|off|enabled|disabled|control|test|flag|flags|key|id|"
-        "variant|payload|distinct_id|person_id|project_id|api_key"
-    )
-)
-_NOT_EVENTS = frozenset(
-    word_list(
-        "distinct_id|person_id|user_id|project_id|team_id|api_key|lib_version|session_id|window_id|"
-        "feature_flag|feature_flags|api_host|ui_host|capture_pageview|capture_pageleave|"
-        "person_profiles|identified_only|always|disable_session_recording|autocapture|persistence|"
-        "true|false|null|none|undefined|event|events|properties|timestamp|uuid"
-    )
-)
-KNOWN_EVENTS = frozenset(
-    word_list(
-        "$pageview|$pageleave|$autocapture|$identify|$create_alias|$merge_dangerously|"
-        "$groupidentify|$feature_flag_called|$exception|$rageclick|$dead_click|$web_vitals|"
-        "$survey_shown|$survey_sent|$survey_dismissed|$screen|$snapshot|$opt_in|$set|$ai_generation|"
-        "$ai_span|$ai_trace|$ai_embedding|$copy_autocapture|$heatmap|$feature_enrollment_update|"
-        "$feature_view|$feature_interaction|$web_experiment_applied|$app_installed|$app_updated|"
-        "$app_opened|$app_backgrounded"
-    )
-)
-
-
 # ---------------------------------------------------------------- identifiers
-
-_SENTENCE_BREAK = re.compile(r"[.!?](?:\s|$)|\n\s*\n")
-
-
-def _distance(text: str, anchors: list[int], pos: int, end: int, limit: int = 160) -> int | None:
-    """Distance from the token [pos, end) to the nearest anchor in the same sentence, or None."""
-    if not anchors:
-        return None
-    best: int | None = None
-    i = bisect.bisect_left(anchors, pos)
-    for j in (i - 1, i):
-        if 0 <= j < len(anchors):
-            a = anchors[j]
-            if a < pos:
-                gap, between = pos - a, text[a:pos]
-            elif a >= end:
-                gap, between = a - end, text[end:a]
-            else:
-                continue
-            if gap > limit or _SENTENCE_BREAK.search(between):
-                continue
-            if best is None or gap < best:
-                best = gap
-    return best
 
 
 def _closest_kind(low: str, start: int, kinds: Mapping[str, Sequence[str]], back: int = 90) -> str | None:
@@ -213,8 +114,14 @@ def _looks_like_id(token: str) -> bool:
     return any(ch.isdigit() or ch in "_@-.:|$" for ch in token) or len(token) >= 12
 
 
-def extract_identifiers(text: str, sdk_catalogue: Sequence[SdkSpec] | None = None) -> Identifiers:
-    """Every identifier in the text that a research step can look up. Never raises; bounded per type."""
+def extract_identifiers(
+    text: str, sdk_catalogue: Sequence[SdkSpec] | None = None, vocabulary: Vocabulary | None = None
+) -> Identifiers:
+    """Every identifier in the text that a research step can look up, and the public code symbols.
+
+    Never raises; bounded per type. `vocabulary` defaults to the bundled profile's.
+    """
+    vocabulary = vocabulary or bundled_vocabulary()
     text = bounded(text or "")
     low = ascii_lower(text)
     head = text[:HEURISTIC_CHARS]
@@ -296,87 +203,15 @@ def extract_identifiers(text: str, sdk_catalogue: Sequence[SdkSpec] | None = Non
         if emails.full:
             break
 
-    # flag keys and events: explicit calls first, then quoted / snake_case tokens near a context word
-    for m in matches_near(_FLAG_CALL, text, anchors(low, _FLAG_CALL_ANCHORS, word_start=False), 8, 260):
-        flags.add(m.group(1))
-        if m.group(2):
-            distinct.add(m.group(2))
-    for m in matches_near(
-        _FLAG_ADJACENT, text, anchors(low, ("flag", "experiment"), word_start=False), 9, 160
-    ):
-        token = m.group(1)
-        if token.lower() not in _NOT_KEYS:
-            flags.add(token)
-    for pos in find_all(low, "capture", word_start=False):
-        if (m := _CAPTURE_CALL.match(text, pos)) is None:
-            continue
-        if m.group(2):  # capture('distinct_id', 'event') - the old server-side signature
-            distinct.add(m.group(1))
-            events.add(m.group(2))
-        else:
-            events.add(m.group(1))
-    for pos in find_all(low, "event"):
-        if (m := _EVENT_FIELD.match(text, pos)) is not None:
-            events.add(m.group(1))
-    flag_anchors = anchors(low, _FLAG_WORDS)
-    event_anchors = anchors(low, _EVENT_WORDS)
-    for pos in find_all(low, "$", word_start=False):
-        if (m := _DOLLAR.match(text, pos)) is None:
-            continue
-        name = m.group(0)
-        if name in KNOWN_EVENTS or _distance(text, event_anchors, m.start(), m.end(), 60) is not None:
-            events.add(name)
-        if events.full:
-            break
-
-    quoted = matches_near(_QUOTED, text, sorted({*flag_anchors, *event_anchors}), 160, 160, cover=False)
-    for m in quoted[:MAX_CANDIDATES]:
-        token = next(g for g in m.groups() if g is not None).strip()
-        start, end = m.span()
-        d_flag = _distance(text, flag_anchors, start, end)
-        d_event = _distance(text, event_anchors, start, end)
-        if d_flag is None and d_event is None:
-            continue
-        is_key = bool(_KEY_TOKEN.match(token)) and token.lower() not in _NOT_KEYS and not token.isdigit()
-        is_event = (
-            bool(_EVENT_TOKEN.match(token))
-            and token.lower() not in _NOT_EVENTS
-            and len(token.split()) <= 4
-            and not token.isdigit()
-        )
-        if d_flag is not None and is_key and (d_event is None or d_flag <= d_event or not is_event):
-            if token not in events:
-                flags.add(token)
-        elif d_event is not None and is_event and token not in flags:
-            events.add(token)
-    for m in matches_near(_SNAKE, text, event_anchors, 120, 130, cover=False)[:MAX_CANDIDATES]:
-        if events.full:
-            break
-        token = m.group(1)
-        if token in _NOT_EVENTS or token in flags:
-            continue
-        d_event = _distance(text, event_anchors, m.start(), m.end(), 120)
-        if d_event is None:
-            continue
-        d_flag = _distance(text, flag_anchors, m.start(), m.end(), 120)
-        if d_flag is None or d_event < d_flag:
-            events.add(token)
-
-    # errors
-    error_anchors = anchors(low, ("error", "exception"), word_start=False)
-    for m in matches_near(_ERROR_LINE, text, error_anchors, 220, 330):
-        errors.add(f"{m.group(1)}: {m.group(2).strip()}".rstrip(" \"'`"))
-        if errors.full:
-            break
-    for m in matches_near(_ERROR_QUOTED, text, anchors(low, _ERROR_ANCHORS, word_start=False), 402, 402):
-        value = m.group(1).strip()
-        known = any(value in e or e in value for e in errors.items)
-        if len(value) <= 200 and _ERROR_QUOTED_WORD.search(value) and not known:
-            errors.add(value)
-    for m in matches_near(_HTTP_ERROR, text, anchors(low, _HTTP_ANCHORS, word_start=False), 6, 40):
-        value = m.group(0)
-        if not any(value in e for e in errors.items):
-            errors.add(value)
+    keys = extract_flags_and_events(text, low, vocabulary)
+    for value in keys.distinct_ids:
+        distinct.add(value)
+    for value in keys.flags:
+        flags.add(value)
+    for value in keys.events:
+        events.add(value)
+    for value in extract_errors(text, low, vocabulary.error_phrases):
+        errors.add(value)
     for pos in find_all(low, "fingerprint"):
         if (m := _FINGERPRINT.match(text, pos)) is not None:
             fingerprints.add(clean_token(m.group(1)))
@@ -392,6 +227,17 @@ def extract_identifiers(text: str, sdk_catalogue: Sequence[SdkSpec] | None = Non
                 break
 
     sdks = extract_sdks(text, sdk_catalogue, low=low)
+    private = [
+        *distinct.items,
+        *persons.items,
+        *emails.items,
+        *events.items,
+        *flags.items,
+        *fingerprints.items,
+        *surveys.items,
+        *hosts.items,
+    ]
+    symbols = extract_symbols(head, private, vocabulary)
     return Identifiers(
         distinct_ids=distinct.items,
         person_ids=persons.items,
@@ -406,6 +252,7 @@ def extract_identifiers(text: str, sdk_catalogue: Sequence[SdkSpec] | None = Non
         releases=releases.items,
         dates=dates.items,
         sdks=sdks,
+        code_symbols=symbols,
     )
 
 

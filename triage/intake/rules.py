@@ -18,7 +18,7 @@ from triage.intake.signals import (
     urgency_of,
 )
 from triage.models import AuthorRole, Intake, Ticket
-from triage.playbooks import Playbook, SdkSpec
+from triage.playbooks import Playbook, SdkSpec, Vocabulary
 
 
 def ticket_texts(ticket: Ticket) -> tuple[str, str]:
@@ -46,6 +46,7 @@ def rule_intake(
     sdk_catalogue: Sequence[SdkSpec] | None = None,
     *,
     unredacted: Ticket | None = None,
+    vocabulary: Vocabulary | None = None,
 ) -> Intake:
     """Layer 1: a deterministic intake from the (redacted) ticket.
 
@@ -54,7 +55,7 @@ def rule_intake(
     """
     customer_text, all_text = ticket_texts(ticket)
     subject = ticket.subject or ""
-    ids = extract_identifiers(subject + "\n\n" + all_text, sdk_catalogue)
+    ids = extract_identifiers(subject + "\n\n" + all_text, sdk_catalogue, vocabulary)
     if unredacted is not None:
         _, raw_all = ticket_texts(unredacted)
         ids.emails = extract_emails((unredacted.subject or "") + "\n" + raw_all)

@@ -10,9 +10,12 @@ from triage.models import Sdk
 from triage.playbooks import SdkSpec, bundled_sdk_catalogue
 
 _VER = r"\d{1,4}\.\d{1,4}(?:\.\d{1,5})?(?:-[0-9A-Za-z]{1,20}(?:\.[0-9A-Za-z]{1,20}){0,3})?"
-_CONNECT = r"(?:(?:to|version|versión|versão|ver\.?|at|is|on|from|auf|sur|en|em|v)[ \t]+){0,3}"
+_CONNECT = r"(?:(?:to|version|versión|versão|ver\.?|at|is|on|from|auf|sur|en|em|v)[ \t]*:?[ \t]+){0,3}"
+# after the SDK's name: an optional entry point (`posthog-js/react`), a closing bracket (`(posthog_flutter)`),
+# a separator, connecting words and a range operator (`^`, `~>`), then the version
 _SDK_AFTER = re.compile(
-    rf"(?![\w-])(?:[\"']?[ \t]*(?:@|==|~=|>=|:|=|,|\()?[ \t]*[\"']?[ \t]*{_CONNECT}[\^~>=v]{{0,3}}"
+    rf"(?![\w-])(?:(?:/[a-z][\w-]{{0,30}})?[)\]]?[\"']?[ \t]*(?:@|==|~=|>=|:|=|,|\()?[ \t]*[\"']?[ \t]*{_CONNECT}"
+    rf"[\^~>=v]{{0,3}}[ \t]*"
     rf"(?P<ver>{_VER})"
     rf"(?![\w.]*\d)(?:[ \t]+to[ \t]+v?(?P<ver2>{_VER}))?)?",
     re.IGNORECASE,

@@ -6,7 +6,8 @@ type, docs queries) and what the synthesis must address (the diagnostic checklis
 defines its own areas by writing its own files; no area is named in Python except the fallback "other".
 
 Files whose name starts with "_" are not playbooks: `_sdks.yaml` is the SDK catalogue (which words
-reveal which SDK, its registry package and repository), loaded by `load_sdk_catalogue`.
+reveal which SDK, its registry package and repository), loaded by `load_sdk_catalogue`; `_vocabulary.yaml`
+says which words are events, properties, config options and error phrases (`load_vocabulary`).
 """
 
 from __future__ import annotations
@@ -155,3 +156,35 @@ def load_sdk_catalogue(directory: Path | str | None = None) -> list[SdkSpec]:
 @lru_cache(maxsize=1)
 def bundled_sdk_catalogue() -> tuple[SdkSpec, ...]:
     return tuple(load_sdk_catalogue(BUNDLED_DIR))
+
+
+VOCABULARY_FILE = "_vocabulary.yaml"
+
+
+class Vocabulary(BaseModel):
+    """The intake's word lists of a profile (`_vocabulary.yaml`); see the bundled file for each list."""
+
+    model_config = ConfigDict(extra="forbid")
+    known_events: list[str] = Field(default_factory=list)  # the product's own `$`-events
+    not_events: list[str] = Field(default_factory=list)  # `$`-properties and operations, never events
+    not_identifiers: list[str] = Field(default_factory=list)  # never an event, flag key or customer symbol
+    config_options: list[str] = Field(default_factory=list)  # SDK options: public code symbols
+    error_phrases: list[str] = Field(default_factory=list)  # messages printed without an "XxxError:" prefix
+
+
+def load_vocabulary(directory: Path | str | None = None) -> Vocabulary:
+    """Load `_vocabulary.yaml` from `directory`, else the bundled one (like the SDK catalogue)."""
+    folder = Path(directory) if directory else BUNDLED_DIR
+    path = folder / VOCABULARY_FILE
+    if not path.is_file():
+        path = BUNDLED_DIR / VOCABULARY_FILE
+    try:
+        return Vocabulary.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    except (yaml.YAMLError, ValidationError) as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"vocabulary {path} is invalid: {first}") from exc
+
+
+@lru_cache(maxsize=1)
+def bundled_vocabulary() -> Vocabulary:
+    return load_vocabulary(BUNDLED_DIR)

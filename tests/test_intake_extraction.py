@@ -1,0 +1,207 @@
+"""Extraction precision: error messages in real formats, versions in manifests, events and flag keys only
+where they look like one, code symbols apart from customer identifiers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from triage.intake import extract_identifiers, rule_intake
+from triage.models import Ticket
+from triage.playbooks import bundled_playbooks, load_vocabulary
+from triage.protocols import ConfigError
+
+TRACEBACK = """Traceback (most recent call last):
+  File "/app/worker.py", line 41, in flush
+    client.capture(distinct_id, "order_placed")
+  File "/usr/lib/python3.11/site-packages/posthog/client.py", line 312, in capture
+    raise APIError(status, body)
+posthog.request.APIError: [PostHog] Unauthorized (401)
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "docker compose up fails: Error response from daemon: driver failed programming external "
+            "connectivity on endpoint posthog-web-1",
+            "Error response from daemon: driver failed programming external connectivity on endpoint",
+        ),
+        (
+            "In Next.js we get Error [PostHogFetchHttpError]: HTTP error while fetching PostHog: 401",
+            "PostHogFetchHttpError: HTTP error while fetching PostHog: 401",
+        ),
+        (
+            'The API answers {"type": "validation_error", "message": "Invalid project id"}',
+            "Invalid project id",
+        ),
+        (
+            "On Safari the page shows The string did not match the expected pattern. after init",
+            "The string did not match the expected pattern",
+        ),
+        (
+            "tsc complains: Property 'displaySurvey' does not exist on type 'PostHog'.",
+            "Property 'displaySurvey' does not exist on type 'PostHog'",
+        ),
+        (
+            "The job prints ERROR: .FileNotFoundError: [Errno 2] No such file or directory: '/code/x'",
+            "FileNotFoundError: [Errno 2] No such file or directory: '/code/x'",
+        ),
+        (TRACEBACK, "posthog.request.APIError: [PostHog] Unauthorized (401)"),
+        (
+            "Uncaught TypeError: posthog.getFeatureFlag is not a function",
+            "TypeError: posthog.getFeatureFlag is",
+        ),
+        ("our console says posthog.init is not a function when we load", "posthog.init is not a function"),
+        ("Since Monday we see Failed to fetch when we call flags", "Failed to fetch"),
+    ],
+)
+def test_error_messages_in_real_formats(text: str, expected: str) -> None:
+    errors = extract_identifiers(text).error_messages
+    assert any(expected in e for e in errors), errors
+
+
+def test_traceback_last_line_even_without_error_suffix() -> None:
+    text = 'Traceback (most recent call last):\n  File "a.py", line 1\n    x()\npsycopg2.errors.UndefinedTable: relation "posthog_team" does not exist\n'
+    assert extract_identifiers(text).error_messages == [
+        'psycopg2.errors.UndefinedTable: relation "posthog_team" does not exist'
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "sdk", "version"),
+    [
+        ("we import from posthog-js/react version ^1.215.1", "posthog-js", "1.215.1"),
+        ("pubspec: (posthog_flutter) Version 4.10.3", "posthog-flutter", "4.10.3"),
+        ("Podfile:\n  pod 'PostHog', '~> 3.19.0'", "posthog-ios", "3.19.0"),
+        ('package.json: "posthog-node": "~4.2.1"', "posthog-node", "4.2.1"),
+        ('implementation("com.posthog:posthog-android:3.8.2")', "posthog-android", "3.8.2"),
+        ("posthog-js version: 1.2.3", "posthog-js", "1.2.3"),
+        ("we upgraded posthog-js from 1.150.0 to 1.160.0", "posthog-js", "1.160.0"),
+    ],
+)
+def test_versions_in_phrasing_and_manifests(text: str, sdk: str, version: str) -> None:
+    assert (sdk, version) in [(s.name, s.version) for s in extract_identifiers(text).sdks]
+
+
+def test_event_names_only_where_they_look_like_events() -> None:
+    ids = extract_identifiers(
+        "We track utm_source and use $set for person properties. Stripe sends the webhook event "
+        "`customer.discount.created`. Our event `checkout_completed` and $pageview are missing; the "
+        "signup_done event too, and posthog.capture('trial started') works. The events (order_placed, "
+        "subscription_renewed) stopped."
+    )
+    assert sorted(ids.event_names) == sorted([
+        "checkout_completed", "$pageview", "signup_done", "trial started", "order_placed", "subscription_renewed",
+    ])  # fmt: skip
+
+
+def test_api_names_are_code_symbols_never_flag_keys() -> None:
+    ids = extract_identifiers(
+        "`useFeatureFlagEnabled` returns false for our flag `new-checkout` while isFeatureEnabled works. "
+        "posthog.displaySurvey() shows the survey once. We set `person_profiles` and `capture_pageview`. "
+        "Error [PostHogFetchHttpError]: HTTP error while fetching PostHog: 500"
+    )
+    assert ids.flag_keys == ["new-checkout"]
+    assert ids.code_symbols == [
+        "useFeatureFlagEnabled", "isFeatureEnabled", "displaySurvey", "person_profiles", "capture_pageview",
+        "PostHogFetchHttpError",
+    ]  # fmt: skip
+
+
+def test_flag_keys_next_to_flag_or_in_flag_calls_only() -> None:
+    ids = extract_identifiers(
+        "The flag beta-banner is on. posthog.getFeatureFlag('pricing_v2') is undefined. Flags are fine "
+        "otherwise; we also render the `sidebar-nav` component somewhere far away from any of this."
+    )
+    assert sorted(ids.flag_keys) == ["beta-banner", "pricing_v2"]
+
+
+def test_a_pasted_url_keeps_ordinary_words_searchable() -> None:
+    ticket = Ticket(
+        id=1,
+        subject="Billing page shows the wrong plan",
+        description="See https://us.posthog.com/organization/billing - the billing page shows the wrong plan.",
+    )
+    intake = rule_intake(ticket, bundled_playbooks())
+    assert "billing" in intake.symptom_keywords
+    assert intake.identifiers.urls == ["https://us.posthog.com/organization/billing"]
+    assert "billing" not in [*intake.identifiers.flag_keys, *intake.identifiers.code_symbols]
+
+
+# ---------------------------------------------------------------- properties
+
+_WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=2, max_size=9)
+_PROSE = st.lists(_WORD, min_size=0, max_size=12).map(" ".join)
+_VERSION = st.tuples(st.integers(0, 40), st.integers(0, 400), st.integers(0, 99)).map(
+    lambda v: f"{v[0]}.{v[1]}.{v[2]}"
+)
+_CLASS = st.from_regex(r"[A-Z][a-z]{2,8}(?:[A-Z][a-z]{2,8})?Error", fullmatch=True)
+_MESSAGE = st.lists(_WORD, min_size=2, max_size=8).map(" ".join)
+
+
+@settings(max_examples=80, deadline=None)
+@given(_PROSE, _CLASS, _MESSAGE, _PROSE)
+def test_property_error_class_lines_are_found(before: str, cls: str, message: str, after: str) -> None:
+    for shape in (f"{cls}: {message}", f"Error [{cls}]: {message}", f"ERROR: .{cls}: {message}"):
+        errors = extract_identifiers(f"{before}\n{shape}\n{after}").error_messages
+        assert f"{cls}: {message}" in errors, (shape, errors)
+
+
+@settings(max_examples=80, deadline=None)
+@given(_PROSE, _MESSAGE)
+def test_property_json_and_docker_messages_are_found(before: str, message: str) -> None:
+    assert message in extract_identifiers(f'{before} {{"message": "{message}"}}').error_messages
+    docker = extract_identifiers(f"{before}\nError response from daemon: {message}\n").error_messages
+    assert f"Error response from daemon: {message}" in docker
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.sampled_from(["posthog-js", "posthog-node", "posthog-react-native", "posthog-android"]),
+    _VERSION,
+    st.sampled_from(["{s} {v}", "{s}@{v}", '"{s}": "^{v}"', "{s} version ^{v}", "{s}/react version {v}"]),
+    _PROSE,
+)
+def test_property_versions_attach_to_the_sdk(sdk: str, version: str, shape: str, prose: str) -> None:
+    text = f"{prose} " + shape.format(s=sdk, v=version) + " in production"
+    assert (sdk, version) in [(s.name, s.version) for s in extract_identifiers(text).sdks]
+
+
+_KEY = st.from_regex(r"[a-z]{2,8}(?:-[a-z0-9]{2,6}){1,3}", fullmatch=True)
+_API = st.sampled_from(
+    ["isFeatureEnabled", "useFeatureFlagEnabled", "getFeatureFlag", "onFeatureFlags", "displaySurvey"]
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(_PROSE, _KEY, _API, _PROSE)
+def test_property_symbols_and_customer_identifiers_never_mix(
+    before: str, key: str, api: str, after: str
+) -> None:
+    text = f"{before} `{api}` returns false for the flag `{key}` {after}. posthog.{api}('{key}')"
+    ids = extract_identifiers(text)
+    assert key in ids.flag_keys and api not in ids.flag_keys
+    assert api in ids.code_symbols
+    private = {v.lower() for v in [*ids.flag_keys, *ids.event_names, *ids.distinct_ids]}
+    assert not private & {s.lower() for s in ids.code_symbols}
+
+
+def test_a_profile_folder_brings_its_own_vocabulary(tmp_path: Path) -> None:
+    (tmp_path / "_vocabulary.yaml").write_text(
+        "known_events: [$order]\nerror_phrases: [Widget exploded]\nconfig_options: [widget_mode]\n"
+    )
+    vocabulary = load_vocabulary(tmp_path)
+    ids = extract_identifiers(
+        "We saw $order drop. Widget exploded on save. We set widget_mode.", None, vocabulary
+    )
+    assert ids.event_names == ["$order"] and ids.error_messages == ["Widget exploded on save"]
+    assert ids.code_symbols == ["widget_mode"]
+    assert load_vocabulary(tmp_path / "missing").known_events == load_vocabulary().known_events
+    (tmp_path / "_vocabulary.yaml").write_text("known_events: {a: 1}\n")
+    with pytest.raises(ConfigError, match="vocabulary"):
+        load_vocabulary(tmp_path)

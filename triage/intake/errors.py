@@ -1,0 +1,169 @@
+"""Error messages in the shapes customers paste them.
+
+- `TypeError: x is undefined`, `requests.exceptions.ConnectionError: …`, and the same after a stray dot
+  (`ERROR: .FileNotFoundError: [Errno 2] …`);
+- the last line of a Python traceback, whatever the exception class is called;
+- `Error [PostHogFetchHttpError]: …` (Node's inspect format) → `PostHogFetchHttpError: …`;
+- Docker's `Error response from daemon: …`;
+- JSON bodies: `{"message": "…"}`, `"detail"`, `"error_description"`, `"errorMessage"`;
+- TypeScript: `Property 'x' does not exist on type 'Y'` and `TS2339: …`;
+- messages without a class prefix that browsers and runtimes print (`The string did not match the expected
+  pattern.`, `Failed to fetch` …: the profile's `error_phrases`);
+- a quoted sentence with an error word near "error"/"failed"…, and HTTP status lines (`429 Too Many Requests`).
+
+Messages are returned in text order, without duplicates (a message inside a longer one is dropped).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from triage.intake.scan import MAX_PER_TYPE, anchors, find_all, matches_near, word_list
+
+MAX_MESSAGE = 200
+
+_ERROR_LINE = re.compile(  # matched where a class name ending in Error/Exception and a colon start
+    r"((?:[A-Za-z_]\w{0,40}\.){0,4}(?:[A-Z]\w{0,40}?)?(?:Error|Exception)):[ \t]+([^\n]{3,300})"
+)
+_BRACKET_CLASS = re.compile(r"\b(?:Error|Exception)[ \t]*\[([A-Z]\w{2,60})\]:[ \t]+([^\n]{3,300})")
+_DOCKER = re.compile(r"Error response from daemon:[ \t]+[^\n]{3,300}")
+_JSON_MESSAGE = re.compile(
+    r"[\"'](?:message|detail|error_description|errorMessage|error_message|error)[\"'][ \t]*:[ \t]*"
+    r"\"([^\"\n]{3,300})\"",
+    re.IGNORECASE,
+)
+_TS_PROPERTY = re.compile(r"Property '[^'\n]{1,80}' does not exist on type '[^'\n]{1,120}'")
+_TS_CODE = re.compile(r"\bTS\d{4}:[ \t]+([^\n]{3,300})")
+_TRACEBACK_END = re.compile(r"([A-Za-z_][\w.]{0,120})(?::[ \t]*([^\n]{0,300}))?")
+_ERROR_QUOTED = re.compile(r"[\"“`]([^\"”`\n]{3,400})[\"”`]")
+_ERROR_QUOTED_WORD = re.compile(
+    r"\b(?:error|exception|failed|failure|cannot|unable|denied|refused|invalid|unauthorized|forbidden"
+    r"|timed out|timeout)\b",
+    re.IGNORECASE,
+)
+_ERROR_ANCHORS = word_list(
+    "error|exception|failed|failure|cannot|unable|denied|refused|invalid|unauthorized|forbidden|"
+    "timed out|timeout"
+)
+_HTTP_ERROR = re.compile(
+    r"\b([45]\d\d)[ \t]+(Bad Request|Unauthorized|Forbidden|Not Found|Method Not Allowed|Conflict"
+    r"|Payload Too Large|Content Too Large|Too Many Requests|Internal Server Error|Bad Gateway"
+    r"|Service Unavailable|Gateway Timeout)\b",
+    re.IGNORECASE,
+)
+_HTTP_ANCHORS = word_list(
+    "bad request|unauthorized|forbidden|not found|method not allowed|conflict|too large|"
+    "too many requests|internal server error|bad gateway|service unavailable|gateway timeout"
+)
+# where a phrase-type message ends: a sentence end, a closing quote, or prose joined on after it
+_PHRASE_END = re.compile(
+    r"[\"”`]|[.!?](?:\s|$)|\n|\s(?:when|since|after|whenever|while|but|every time|each time|on our|in our"
+    r"|for our|for some|for all|if we|if i|and then|and it|and the)\s",
+    re.IGNORECASE,
+)
+_TOKEN_BEFORE = re.compile(r"[\w$.'\"()\[\]]{1,80}[ \t]+\Z")
+
+
+def _trim(message: str) -> str:
+    """One line, at most MAX_MESSAGE characters, without a final period, separator or dangling quote."""
+    message = " ".join(message.split()).rstrip(" ,;.")
+    while message and message[-1] in "\"'`" and message.count(message[-1]) % 2 == 1:
+        message = message[:-1].rstrip(" ,;.")
+    return message[:MAX_MESSAGE].rstrip()
+
+
+def _phrase_messages(text: str, low: str, phrases: Sequence[str]) -> list[tuple[int, str]]:
+    found: list[tuple[int, str]] = []
+    for phrase in phrases:
+        needle = phrase.lower()
+        for pos in find_all(low, needle, word_start=needle[0].isalnum(), limit=20):
+            start = pos
+            if phrase[0].islower():  # "x is not a function": the message starts at the token before
+                before = _TOKEN_BEFORE.search(text, max(0, pos - 82), pos)
+                start = before.start() if before else pos
+                if text[start] in "\"'`(":
+                    start += 1
+            tail_from = pos + len(phrase)
+            end_m = _PHRASE_END.search(text, tail_from, min(len(text), tail_from + 160))
+            end = end_m.start() if end_m else min(len(text), tail_from + 160)
+            if phrase.endswith("."):
+                end = tail_from
+            found.append((start, _trim(text[start:end])))
+    return found
+
+
+def _traceback_ends(text: str) -> list[tuple[int, str]]:
+    found: list[tuple[int, str]] = []
+    for pos in find_all(text, "Traceback (most recent call last)", word_start=False, limit=10):
+        line_start = text.find("\n", pos)
+        indented = False
+        while 0 <= line_start < len(text) - 1:
+            nxt = text.find("\n", line_start + 1)
+            line = text[line_start + 1 : nxt if nxt >= 0 else len(text)]
+            if not line.strip() or line[:1] in " \t":
+                indented = indented or bool(line.strip())
+                line_start = nxt
+                continue
+            m = _TRACEBACK_END.match(line.strip())
+            if indented and m is not None and (any(c.isupper() for c in m.group(1)) or "." in m.group(1)):
+                message = m.group(1) + (
+                    f": {m.group(2).strip()}" if m.group(2) and m.group(2).strip() else ""
+                )
+                found.append((line_start + 1, _trim(message)))
+            break
+    return found
+
+
+def extract_errors(text: str, low: str, error_phrases: Sequence[str] = ()) -> list[str]:
+    """Every error message in the text (module docstring), in text order, at most MAX_PER_TYPE."""
+    found: list[tuple[int, str]] = []
+    error_anchors = anchors(low, ("error", "exception"), word_start=False)
+    for pos in anchors(low, ("error:", "exception:"), word_start=False):
+        start = pos  # walk back over the class name ("requests.exceptions.ConnectionError")
+        while start > 0 and pos - start < 200 and (text[start - 1].isalnum() or text[start - 1] in "_."):
+            start -= 1
+        while start < pos and text[start] == ".":  # "ERROR: .FileNotFoundError: …"
+            start += 1
+        if (m := _ERROR_LINE.match(text, start)) is not None:
+            found.append((m.start(), _trim(f"{m.group(1)}: {m.group(2)}")))
+    if "traceback" in low:
+        found += _traceback_ends(text)
+    if "[" in text:
+        for m in matches_near(_BRACKET_CLASS, text, error_anchors, 12, 400):
+            found.append((m.start(), _trim(f"{m.group(1)}: {m.group(2)}")))
+    for pos in find_all(low, "error response from daemon", limit=20):
+        if (m := _DOCKER.match(text, pos)) is not None:
+            found.append((pos, _trim(m.group(0))))
+    for pos in find_all(low, "property '", limit=50):
+        if (m := _TS_PROPERTY.match(text, pos)) is not None:
+            found.append((pos, _trim(m.group(0))))
+    for pos in find_all(low, "ts", limit=50):
+        if (m := _TS_CODE.match(text, pos)) is not None:
+            found.append((pos, _trim(m.group(1))))
+    json_anchors = anchors(
+        low, ('"message"', '"detail"', '"error', '"errormessage"', "'message'"), word_start=False
+    )
+    for m in matches_near(_JSON_MESSAGE, text, json_anchors, 2, 340):
+        value = m.group(1)
+        if " " in value.strip() and any(c.isalpha() for c in value):
+            found.append((m.start(1), _trim(value)))
+    found += _phrase_messages(text, low, error_phrases)
+    for m in matches_near(_ERROR_QUOTED, text, anchors(low, _ERROR_ANCHORS, word_start=False), 402, 402):
+        value = m.group(1).strip()
+        if len(value) <= MAX_MESSAGE and _ERROR_QUOTED_WORD.search(value):
+            found.append((m.start(1), _trim(value)))
+    for m in matches_near(_HTTP_ERROR, text, anchors(low, _HTTP_ANCHORS, word_start=False), 6, 40):
+        found.append((m.start(), _trim(m.group(0))))
+
+    kept: list[str] = []
+    for _, message in sorted(found, key=lambda item: (item[0], -len(item[1]))):
+        if len(message) < 3:
+            continue
+        key = message.lower()
+        if any(key in k.lower() or k.lower() in key for k in kept):
+            continue
+        kept.append(message)
+        if len(kept) >= MAX_PER_TYPE:
+            break
+    return kept
