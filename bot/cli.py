@@ -1,7 +1,7 @@
 """`triagebot` — the command line.
 
 demo · triage TICKET | triage - | triage --file PATH · render REPORT.json · schema report · check ·
-db upgrade|status · run [--http --port P]
+db upgrade|status · stats [--days N] · run [--http --port P]
 
 `--format json` prints one JSON object for one report and one JSON array for several; `render` reads
 either (and JSON Lines).
@@ -350,6 +350,30 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
+    from formatting.stats import stats_text
+    from integrations.store import SqlStore
+
+    if args.days < 1:
+        raise UsageError("--days must be at least 1")
+    store = SqlStore.from_url(settings.database_url, migrate=settings.database_auto_migrate)
+    try:
+        stats = await store.usage_stats(args.days)
+    finally:
+        await store.close()
+    if args.format == "json":
+        payload = stats.model_dump(mode="json") | {
+            "escalation_rate": stats.escalation_rate,
+            "acceptance_rate": stats.acceptance_rate,
+            "cache_hit_rate": stats.cache_hit_rate,
+            "cost_per_triage": stats.cost_per_triage,
+        }
+        print(json.dumps(payload, indent=2))
+    else:
+        print(stats_text(stats))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.runner import run_bot
 
@@ -418,6 +442,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("db", help="database schema: `db upgrade` applies migrations, `db status` shows them")
     p.add_argument("action", choices=("upgrade", "status"))
 
+    p = sub.add_parser("stats", help="triages, cost, grades, escalations, 👍/👎 and draft use per day")
+    p.add_argument("--days", type=int, default=7, help="how many UTC days back, today included (default 7)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
     p = sub.add_parser("run", help="run the Slack bot (Socket Mode if SLACK_APP_TOKEN is set, else --http)")
     p.add_argument(
         "--http", action="store_true", help="serve HTTP: /slack/events, /zendesk/webhook, /healthz"
@@ -466,7 +494,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args, settings)
         if args.command == "db":
             return cmd_db(args, settings)
-        handler = {"demo": cmd_demo, "triage": cmd_triage, "check": cmd_check}[args.command]
+        handler = {"demo": cmd_demo, "triage": cmd_triage, "check": cmd_check, "stats": cmd_stats}[
+            args.command
+        ]
         return asyncio.run(handler(args, settings))
     except UsageError as exc:
         print(f"triagebot: {exc}", file=sys.stderr)

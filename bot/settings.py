@@ -89,6 +89,8 @@ class Settings(BaseSettings):
         True  # false: the schema goes into the prompt (Vertex without the policy)
     )
     triage_prompt_caching: bool = True
+    # once the model spend of the UTC day reaches this, new triages are evidence-only until midnight UTC
+    triage_daily_budget_usd: float = Field(default=0.0, ge=0.0)  # 0 = no budget
 
     # --- PostHog MCP and extra MCP servers
     posthog_mcp_url: str = "https://mcp.posthog.com/mcp"

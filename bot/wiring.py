@@ -19,6 +19,7 @@ from integrations.registries import RegistrySource
 from integrations.store import SqlStore
 from integrations.zendesk import ZendeskTicketSource
 from triage.engine import TriageConfig, TriageEngine
+from triage.metering import DailyBudget, MeteredModel
 from triage.models import Ticket
 from triage.playbooks import load_playbooks, load_sdk_catalogue, load_vocabulary
 from triage.protocols import LanguageModel, ResearchSource, TicketNotFound, TicketSource
@@ -153,10 +154,14 @@ def build_services(
     )
     zendesk = build_zendesk(settings)
     playbooks_dir = settings.playbooks_dir or None
+    chosen = build_model(settings) if model is _FROM_SETTINGS else model
+    budget = settings.triage_daily_budget_usd
     engine = TriageEngine(
         tickets=zendesk if tickets is _FROM_SETTINGS else tickets,
         sources=build_sources(settings) if sources is None else sources,
-        model=build_model(settings) if model is _FROM_SETTINGS else model,
+        # every call's tokens, cache hits and cost go to the store (budget, `triagebot stats`)
+        model=MeteredModel(chosen, store.record_model_call) if chosen is not None else None,
+        budget=DailyBudget(budget, store.model_cost_since) if budget > 0 else None,
         playbooks=load_playbooks(playbooks_dir),
         sdk_catalogue=load_sdk_catalogue(playbooks_dir),
         vocabulary=load_vocabulary(playbooks_dir),

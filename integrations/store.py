@@ -52,19 +52,23 @@ from sqlalchemy.engine import Connection, RowMapping, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
+from integrations import store_stats
 from integrations.schema_migrations import LOCK_NAMESPACE, prepare_schema
 from integrations.store_schema import (
     artefacts,
     audit_log,
     cursors,
+    draft_outcomes,
     evidence,
     feedback_table,
     leases,
+    model_calls,
     seen_keys,
     threads,
     ticket_state,
     triage_runs,
 )
+from triage.metering import ModelCall
 from triage.models import TriageReport
 from triage.store import (
     Artefact,
@@ -75,6 +79,7 @@ from triage.store import (
     RunStatus,
     ThreadRef,
     TicketState,
+    UsageStats,
 )
 
 log = logging.getLogger(__name__)
@@ -364,6 +369,7 @@ class SqlStore:
                     cache_read_tokens=report.usage.cache_read_tokens,
                     cache_creation_tokens=report.usage.cache_creation_tokens,
                     cost_usd=report.usage.cost_usd,
+                    escalation_needed=int(report.escalation.needed),
                 )
             )
             if result.rowcount != 1:
@@ -689,6 +695,49 @@ class SqlStore:
             ]
 
         return await self._call(self._read, do)
+
+    # ------------------------------------------------------------ model cost, draft outcomes, stats
+
+    async def record_model_call(self, call: ModelCall) -> None:
+        """Not in the protocol: one model call's usage and cost (see `triage.metering`)."""
+        u = call.usage
+        row = {
+            "run_id": call.run_id[:64],
+            "kind": call.kind[:16],
+            "purpose": call.purpose[:32],
+            "model": call.model[:128],
+            "input_tokens": u.input_tokens,
+            "output_tokens": u.output_tokens,
+            "cache_read_tokens": u.cache_read_tokens,
+            "cache_creation_tokens": u.cache_creation_tokens,
+            "cost_usd": u.cost_usd,
+            "created_at": call.created_at,
+        }
+
+        def do(conn: Connection) -> None:
+            conn.execute(insert(model_calls).values(**row))
+
+        await self._call(self._write, do)
+
+    async def model_cost_since(self, since: datetime) -> float:
+        """Not in the protocol: USD spent on the model since `since` (the daily budget reads it)."""
+        return await self._call(self._read, lambda conn: store_stats.model_cost_since(conn, since))
+
+    async def record_outcome(self, run_id: str, outcome: str, user_id: str = "") -> None:
+        """Not in the protocol: a draft outcome (reply_copied, reply_posted, packet_opened, kb_opened)."""
+
+        def do(conn: Connection) -> None:
+            conn.execute(
+                insert(draft_outcomes).values(
+                    run_id=run_id, outcome=outcome[:32], user_id=user_id[:64], created_at=_now()
+                )
+            )
+
+        await self._call(self._write, do)
+
+    async def usage_stats(self, days: int = 7, now: datetime | None = None) -> UsageStats:
+        """Not in the protocol: triages, cost, grades, escalations, votes and draft use per UTC day."""
+        return await self._call(self._read, lambda conn: store_stats.usage_stats(conn, days, now))
 
     # ------------------------------------------------------------ de-duplication, cursors
 

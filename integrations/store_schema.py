@@ -66,6 +66,7 @@ triage_runs = Table(
     Column("cache_read_tokens", Integer, nullable=True),
     Column("cache_creation_tokens", Integer, nullable=True),
     Column("cost_usd", Float, nullable=True),
+    Column("escalation_needed", Integer, nullable=True),
     UniqueConstraint("ticket_id", "ticket_version", name="uq_triage_runs_ticket_version"),
     Index("ix_triage_runs_ticket_created", "ticket_id", "created_at"),
     Index("ix_triage_runs_status_heartbeat", "status", "heartbeat_at"),
@@ -166,4 +167,35 @@ leases = Table(
     Column("token", Integer, nullable=False),  # incremented whenever the holder changes
     ts("expires_at", nullable=False),
     ts("updated_at", nullable=False),
+)
+
+# one row per successful model call (triage, drafts, follow-ups): the budget and `triagebot stats` read it
+model_calls = Table(
+    "model_calls",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False, server_default=""),
+    Column("kind", String(16), nullable=False, server_default=""),
+    Column("purpose", String(32), nullable=False, server_default=""),
+    Column("model", String(128), nullable=False, server_default=""),
+    Column("input_tokens", Integer, nullable=False, server_default="0"),
+    Column("output_tokens", Integer, nullable=False, server_default="0"),
+    Column("cache_read_tokens", Integer, nullable=False, server_default="0"),
+    Column("cache_creation_tokens", Integer, nullable=False, server_default="0"),
+    Column("cost_usd", Float, nullable=False, server_default="0"),
+    ts("created_at", nullable=False),
+    Index("ix_model_calls_created", "created_at"),
+    Index("ix_model_calls_run", "run_id"),
+)
+
+# what people did with a report's drafts: reply_copied, reply_posted, packet_opened, kb_opened
+draft_outcomes = Table(
+    "draft_outcomes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Column("user_id", String(64), nullable=False, server_default=""),
+    ts("created_at", nullable=False),
+    Index("ix_draft_outcomes_created", "created_at"),
 )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from triage import drafts, followup
 from triage.intake import refine_intake, rule_intake
+from triage.metering import DailyBudget, PausedModel, run_context
 from triage.models import (
     EscalationPacket,
     Evidence,
@@ -82,6 +83,7 @@ class TriageEngine:
         sdk_catalogue: list[SdkSpec] | None = None,
         vocabulary: Vocabulary | None = None,
         audit: AuditSink | None = None,
+        budget: DailyBudget | None = None,
     ) -> None:
         self.tickets = tickets
         self.sources = list(sources)
@@ -92,6 +94,7 @@ class TriageEngine:
         self.sdk_catalogue = sdk_catalogue if sdk_catalogue is not None else load_sdk_catalogue()
         self.vocabulary = vocabulary or bundled_vocabulary()
         self.audit = audit
+        self.budget = budget
         self.redactor = Redactor(emails=self.config.redact_emails, phones=self.config.redact_phones)
         self._started = False
 
@@ -125,6 +128,18 @@ class TriageEngine:
                         await result
                 except Exception:
                     log.debug("close failed for %s", type(item).__name__)
+
+    # ------------------------------------------------------------ the model, or why it is paused
+
+    async def model_paused(self) -> str:
+        """'' when the model may be used now, else why not (the daily budget is spent)."""
+        if self.model is None or self.budget is None:
+            return ""
+        return await self.budget.paused()
+
+    async def _active_model(self) -> LanguageModel | None:
+        paused = await self.model_paused()
+        return PausedModel(paused) if paused else self.model
 
     # ------------------------------------------------------------ the pipeline
 
@@ -167,8 +182,13 @@ class TriageEngine:
         self, ticket: Ticket, *, run_id: str = "", progress: ProgressCallback | None = None
     ) -> TriageReport:
         run_id = run_id or uuid.uuid4().hex
+        with run_context(run_id, "triage"):
+            return await self._triage(ticket, run_id, progress)
+
+    async def _triage(self, ticket: Ticket, run_id: str, progress: ProgressCallback | None) -> TriageReport:
         t_total = time.perf_counter()
         await self.start()
+        model = await self._active_model()
 
         # intake: redact first; identifiers come from the redacted ticket (secrets never travel on)
         t0 = time.perf_counter()
@@ -177,7 +197,7 @@ class TriageEngine:
         base = rule_intake(
             clean, self.playbooks, self.sdk_catalogue, unredacted=ticket, vocabulary=self.vocabulary
         )
-        intake, intake_usage = await refine_intake(self.model, clean, base, self.playbooks)
+        intake, intake_usage = await refine_intake(model, clean, base, self.playbooks)
         intake = intake.model_copy(update=requester_scope(ticket, clean, intake.identifiers))
         playbook = self.playbooks.get(intake.playbook_id) or playbook_for_area(
             self.playbooks, intake.product_area
@@ -210,7 +230,7 @@ class TriageEngine:
             playbook=playbook,
             evidence=evidence,
             sources=sources,
-            model=self.model,
+            model=model,
             run_id=run_id,
         )
         synthesis_ms = _ms(t0)
@@ -269,13 +289,16 @@ class TriageEngine:
 
     async def escalation_packet(self, report: TriageReport, ticket: Ticket | None = None) -> EscalationPacket:
         clean = self.redactor.redact_ticket(ticket) if ticket else None
-        return await drafts.escalation_packet(report, clean, self.model)
+        with run_context(report.run_id, "packet"):
+            return await drafts.escalation_packet(report, clean, await self._active_model())
 
     async def kb_article(self, report: TriageReport) -> KbArticle:
-        return await drafts.kb_article(report, self.model)
+        with run_context(report.run_id, "kb"):
+            return await drafts.kb_article(report, await self._active_model())
 
     async def reply_draft(self, report: TriageReport) -> ReplyDraft:
-        return await drafts.reply_draft(report, self.model)
+        with run_context(report.run_id, "reply"):
+            return await drafts.reply_draft(report, await self._active_model())
 
     async def follow_up(
         self, report: TriageReport, question: str, history: Sequence[tuple[str, str]] = ()
@@ -284,9 +307,14 @@ class TriageEngine:
         extra: list[Evidence] = []
         if followup.wants_more_research(question):
             extra = await self._extra_research(report)
-        return await followup.answer_follow_up(
-            report, question, model=self.model, history=list(history), extra_evidence=extra
-        )
+        with run_context(report.run_id, "followup"):
+            return await followup.answer_follow_up(
+                report,
+                question,
+                model=await self._active_model(),
+                history=list(history),
+                extra_evidence=extra,
+            )
 
     async def _extra_research(self, report: TriageReport) -> list[Evidence]:
         """A few fresh read-only calls from the same plan (first-party data first) for a follow-up."""

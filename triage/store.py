@@ -139,3 +139,54 @@ class Store(Protocol):
     async def get_ticket_state(self, ticket_id: int) -> TicketState | None: ...
     async def set_ticket_state(self, state: TicketState) -> None: ...
     async def close(self) -> None: ...
+
+
+class DayStats(BaseModel):
+    day: str  # YYYY-MM-DD (UTC)
+    triages: int = 0
+    evidence_only: int = 0
+    cost_usd: float = 0.0
+    model_calls: int = 0
+
+
+class UsageStats(BaseModel):
+    """`triagebot stats` and the Slack Home tab: what triage did and cost over the last `days` UTC days."""
+
+    days: int
+    since: datetime
+    per_day: list[DayStats] = Field(default_factory=list)
+    triages: int = 0
+    evidence_only: int = 0
+    grades: dict[str, int] = Field(default_factory=dict)  # confirmed / likely / suspected / none
+    escalations: int = 0
+    cost_usd: float = 0.0
+    cost_by_kind: dict[str, float] = Field(default_factory=dict)  # triage / packet / kb / reply / followup
+    model_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+    votes_up: int = 0
+    votes_down: int = 0
+    outcomes: dict[str, int] = Field(
+        default_factory=dict
+    )  # reply_copied / reply_posted / packet_opened / kb_opened
+    runs_with_outcome: int = 0  # reports whose drafts someone used
+
+    @property
+    def escalation_rate(self) -> float:
+        return self.escalations / self.triages if self.triages else 0.0
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.runs_with_outcome / self.triages if self.triages else 0.0
+
+    @property
+    def cache_hit_rate(self) -> float:
+        """Share of prompt tokens read from the prompt cache."""
+        total = self.input_tokens + self.cache_read_tokens + self.cache_creation_tokens
+        return self.cache_read_tokens / total if total else 0.0
+
+    @property
+    def cost_per_triage(self) -> float:
+        return self.cost_by_kind.get("triage", 0.0) / self.triages if self.triages else 0.0

@@ -16,7 +16,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from bot.delivery import DeliveryResult, triage_ticket
-from bot.listeners.common import Deps, Reported, channel_of, reason, user_of
+from bot.listeners.common import Deps, Reported, channel_of, reason, record_outcome, user_of
 from bot.slack_runtime import permalink, post_error, post_message, slack_error
 from formatting.actions import (
     ACTION_FEEDBACK_DOWN,
@@ -114,6 +114,14 @@ class ActionListeners:
             )
         return False
 
+    async def _explain_pause(self, respond: Any) -> None:
+        """Drafts need the model; while it is paused (daily budget) say why this one is evidence-only."""
+        paused = await self.deps.services.engine.model_paused()
+        if paused:
+            await self.deps.say(
+                respond, f"The model is paused: {paused}. This draft is built from the evidence only."
+            )
+
     async def _not_finished(self, run: RunRecord, respond: Any) -> bool:
         if run.report is not None:
             return False
@@ -129,6 +137,7 @@ class ActionListeners:
             return
         deps = self.deps
         channel, thread_ts = self._thread(run, body)
+        await self._explain_pause(respond)
         try:
             ticket = None
             try:
@@ -144,6 +153,7 @@ class ActionListeners:
                 first = first or ts
             url = await permalink(deps.client, channel, first) if first else ""
             await deps.store.complete_artefact(run.run_id, "packet", url or first)
+            await record_outcome(deps, run.run_id, "packet_opened", user_of(body))
         except Exception as exc:
             await deps.store.release_artefact(run.run_id, "packet")
             await post_error(
@@ -158,6 +168,7 @@ class ActionListeners:
             return
         deps = self.deps
         channel, thread_ts = self._thread(run, body)
+        await self._explain_pause(respond)
         try:
             async with deps.services.triage_slots:
                 article = await deps.services.engine.kb_article(run.report)
@@ -182,6 +193,7 @@ class ActionListeners:
             )
             url = await permalink(deps.client, channel, ts)
             await deps.store.complete_artefact(run.run_id, "kb", url or ts, markdown)
+            await record_outcome(deps, run.run_id, "kb_opened", user_of(body))
         except Exception as exc:
             await deps.store.release_artefact(run.run_id, "kb")
             await post_error(
@@ -205,6 +217,7 @@ class ActionListeners:
             trigger_id=body.get("trigger_id"), view=reply_modal(run.run_id, draft, writeback)
         )
         if not ready:
+            await self._explain_pause(respond)
             async with deps.services.triage_slots:
                 draft = await deps.services.engine.reply_draft(report)
             view_id = (resp.get("view") or {}).get("id")

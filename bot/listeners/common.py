@@ -91,3 +91,11 @@ class Reported(Exception):
 
     def __str__(self) -> str:
         return "the error is shown in the thread"
+
+
+async def record_outcome(deps: Deps, run_id: str, outcome: str, user_id: str) -> None:
+    """A draft outcome for `triagebot stats` and analytics; never fails the click that caused it."""
+    try:
+        await deps.services.store.record_outcome(run_id, outcome, user_id)
+    except Exception:
+        log.warning("could not record draft outcome %s for run %s", outcome, run_id)

@@ -8,7 +8,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.listeners.common import Deps, input_value, reason, user_of
+from bot.listeners.common import Deps, input_value, reason, record_outcome, user_of
 from bot.slack_runtime import post_error, post_message
 from formatting.actions import (
     FEEDBACK_BLOCK,
@@ -52,6 +52,7 @@ class ViewListeners:
         channel, thread_ts = run.channel, run.thread_ts
         if not deps.writeback_enabled() or is_pasted(run.ticket_id):
             await deps.ephemeral(channel, user, thread_ts, copy_message(run.ticket_id, text))
+            await record_outcome(deps, run.run_id, "reply_copied", user)
             return
         claimed, artefact = await deps.store.claim_artefact(run.run_id, "reply_note")
         if not claimed:
@@ -75,6 +76,7 @@ class ViewListeners:
             )
             return
         await deps.store.complete_artefact(run.run_id, "reply_note", f"zendesk:{run.ticket_id}", text)
+        await record_outcome(deps, run.run_id, "reply_posted", user)
         await post_message(
             deps.client,
             channel,
