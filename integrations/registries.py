@@ -7,7 +7,6 @@ Also home of the small dependency-free version comparison the GitHub source reus
 
 from __future__ import annotations
 
-import re
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -16,6 +15,7 @@ import httpx
 
 from integrations.http import SourceHttpError, get_json
 from triage.models import Evidence, EvidenceStatus, Intake, ResearchTask, Sdk
+from triage.versions import compare_versions, is_behind, version_from_tag
 
 if TYPE_CHECKING:
     from triage.playbooks import Playbook
@@ -31,55 +31,6 @@ BUILTIN_PACKAGES: dict[str, tuple[str, str]] = {
 }
 
 # ---------------------------------------------------------------- versions
-
-_NUM_RE = re.compile(r"\d+")
-_PRE_RANKS = (("dev", 0), ("alpha", 1), ("a", 1), ("beta", 2), ("b", 2), ("rc", 3), ("c", 3), ("pre", 3))
-_VERSION_IN_TEXT_RE = re.compile(r"\d+(?:\.\d+)+(?:[-.+]?[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*)?")
-
-
-def version_key(version: str) -> tuple[tuple[int, ...], int, tuple[int, ...]]:
-    """A sortable key: (release numbers, phase, phase numbers); phase 0 = pre-release, 1 = final, 2 = post.
-
-    Tolerates "v1.2.3", "1.2", "1.2.3-beta.1", "3.7.0rc1", "2.0.0.dev0", "pkg@1.2.3". Trailing zeros are
-    ignored so "3.6" == "3.6.0". Pre-releases order dev < alpha < beta < rc. Unparseable text sorts lowest.
-    """
-    text = version.strip()
-    if "@" in text:
-        text = text.rsplit("@", 1)[1]
-    text = text.lstrip("vV=^~ ")
-    match = re.match(r"(\d+(?:\.\d+)*)(.*)", text)
-    if not match:
-        return ((), 0, ())
-    release = [int(part) for part in match.group(1).split(".")]
-    while len(release) > 1 and release[-1] == 0:
-        release.pop()
-    rest = match.group(2).lstrip(".-_").lower()
-    if not rest or rest.startswith("+"):  # "+build" metadata does not change precedence
-        return (tuple(release), 1, ())
-    numbers = tuple(int(n) for n in _NUM_RE.findall(rest))
-    if rest.startswith("post"):
-        return (tuple(release), 2, numbers)
-    rank = next((r for prefix, r in _PRE_RANKS if rest.startswith(prefix)), 1)
-    return (tuple(release), 0, (rank, *numbers))
-
-
-def compare_versions(a: str, b: str) -> int:
-    """-1 if a < b, 0 if equal, 1 if a > b (numeric, pre-releases before their release)."""
-    ka, kb = version_key(a), version_key(b)
-    return (ka > kb) - (ka < kb)
-
-
-def is_behind(customer: str | None, latest: str | None) -> bool:
-    """True when the customer's version is strictly older than `latest` (False when either is unknown)."""
-    if not customer or not latest:
-        return False
-    return compare_versions(customer, latest) < 0
-
-
-def version_from_tag(tag: str) -> str | None:
-    """ "v1.161.2" / "posthog-js@1.161.2" / "posthog-react-native-v3.4.0" → "1.161.2" / "3.4.0"."""
-    found = _VERSION_IN_TEXT_RE.findall(tag.rsplit("@", 1)[-1])
-    return found[-1] if found else None
 
 
 # ---------------------------------------------------------------- the source
@@ -288,5 +239,4 @@ __all__ = [
     "compare_versions",
     "is_behind",
     "version_from_tag",
-    "version_key",
 ]

@@ -41,24 +41,6 @@ TICKET_BUDGET_CHARS = 12_000
 # ---------------------------------------------------------------- versions and evidence facts
 
 
-def version_tuple(version: str | None) -> tuple[int, ...] | None:
-    """'v1.160.0' → (1, 160, 0); None when there is no leading number."""
-    if not version:
-        return None
-    m = re.match(r"^\s*v?(\d+(?:\.\d+)*)", str(version))
-    if not m:
-        return None
-    return tuple(int(p) for p in m.group(1).split("."))
-
-
-def older_than(current: str | None, target: str | None) -> bool | None:
-    a, b = version_tuple(current), version_tuple(target)
-    if a is None or b is None:
-        return None
-    width = max(len(a), len(b))
-    return a + (0,) * (width - len(a)) < b + (0,) * (width - len(b))
-
-
 def customer_sdk(intake: Intake, package: str | None = None) -> tuple[str, str | None]:
     """(package name, customer's version) — the SDK matching `package`, else the first one named."""
     sdks = intake.identifiers.sdks

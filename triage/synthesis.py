@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
-from triage.drafts import customer_sdk, known_bug_package, older_than, released_fix, template_reply
+from triage.drafts import customer_sdk, known_bug_package, released_fix, template_reply
 from triage.grading import grade
 from triage.models import (
     Comment,
@@ -40,6 +40,7 @@ from triage.models import (
 from triage.playbooks import Playbook
 from triage.prompting import UNTRUSTED_NOTICE, clip, neutralise, ticket_as_data
 from triage.protocols import LanguageModel, LanguageModelError
+from triage.versions import older_than
 
 log = logging.getLogger(__name__)
 
