@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from triage.protocols import ConfigError
+
 CsvList = Annotated[list[str], NoDecode]
 
 
@@ -124,6 +126,16 @@ class Settings(BaseSettings):
     run_stale_after_seconds: float = Field(default=180.0, ge=2.0)
     shutdown_drain_seconds: float = Field(default=20.0, ge=0.0)
     log_level: str = "INFO"
+
+    @field_validator("posthog_project_id")
+    @classmethod
+    def _numeric_posthog_project(cls, value: str) -> str:
+        from integrations.posthog_mcp import validate_project_id
+
+        try:
+            return validate_project_id(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
 
     _csv_fields = field_validator(
         "slack_allowed_channels",

@@ -87,6 +87,7 @@ def build_sources(settings: Settings) -> list[ResearchSource]:
                 extra_allowed_tools=settings.posthog_mcp_extra_allowed_tools,
                 timeout_s=settings.source_timeout_seconds,
                 max_retries=settings.source_max_retries,
+                capabilities_dir=settings.playbooks_dir or None,
             )
         )
     for server in settings.mcp_servers:
@@ -220,6 +221,7 @@ def replay_sources(timeout_s: float = 15.0) -> list[ResearchSource]:
             "http://demo.invalid/mcp",
             "phx_demo",
             timeout_s=timeout_s,
+            project_id="84512",  # the recorded demo project
             server=build_posthog_like_server(_recorded("posthog_mcp.json")),
         ),
         GitHubSource(

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from integrations.mcp_capabilities import result_rows
 from integrations.mcp_client import (
     ClientFactory,
     McpSourceLifecycle,
@@ -24,8 +25,9 @@ from integrations.mcp_client import (
     inprocess_client_factory,
     outcome_evidence,
 )
+from integrations.mcp_decode import Unparseable, decode_result
 from integrations.mcp_guard import ReadOnlyGuard
-from integrations.posthog_mcp import posthog_url, rows_of
+from integrations.posthog_summaries import posthog_url
 from triage.models import Evidence, EvidenceStatus, Intake, ResearchTask
 from triage.protocols import ConfigError
 
@@ -148,14 +150,22 @@ class ExtraMcpSource(McpSourceLifecycle):
         title = f"{self.name}: {task.tool}"
         if not outcome.ok:
             return outcome_evidence(task, outcome, title=title, internal=True)
-        rows = rows_of(outcome.parsed)
+        try:
+            value = decode_result(outcome.text, outcome.structured).value
+        except Unparseable:  # another server may answer in prose: that is an answer, shown as text
+            value = None
+        rows = result_rows(value) if value is not None else None
         if rows:
             names = [str(r.get("title") or r.get("name") or r.get("id") or "") for r in rows[:3]]
             summary = f"{len(rows)} result(s): " + "; ".join(n for n in names if n)
             url = posthog_url(rows[0])
+        elif rows == []:
+            return outcome_evidence(
+                task, outcome, title=title, summary="no results", internal=True, status=EvidenceStatus.empty
+            )
         else:
             first = outcome.text.strip().splitlines()[0] if outcome.text.strip() else ""
-            summary, url = first, posthog_url(outcome.parsed)
+            summary, url = first, posthog_url(value)
         # Unknown servers may hold internal data: never quote them to the customer.
         return outcome_evidence(
             task, outcome, title=title, summary=bounded(summary, 400), url=url, internal=True

@@ -1,10 +1,12 @@
 """A guarded, reusable MCP client (official `mcp` 2.x SDK) shared by every MCP research source.
 
-One seam: a `ClientFactory` — a zero-argument callable returning an async context manager that yields a
-connected `mcp.Client`. `http_client_factory` builds one over streamable HTTP (headers on our own
+One seam: a `ClientFactory` — a callable taking the client's notification handler and returning an async
+context manager that yields a connected `mcp.Client`. `http_client_factory` builds one over streamable HTTP (headers on our own
 `httpx2.AsyncClient`); `inprocess_client_factory` wraps an in-process server object (`triagebot demo`,
 tests). Everything else — discovery, the read-only guard, timeouts, retries, concurrency, reconnects,
-result classification — is shared.
+result classification, rate limits, re-checking annotations after `notifications/tools/list_changed` —
+is shared. Tool results are returned as text (+ `structuredContent`); decoding them is the caller's job
+(`integrations/mcp_decode.py`), because only the caller knows which format a tool answers in.
 
 Lifecycle: the session is opened lazily on first use and reused by every call of the process. It is
 held open by a small owner task (the SDK's anyio task groups must be entered and exited by the same
@@ -19,6 +21,7 @@ import contextlib
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -27,6 +30,7 @@ from typing import Any, TypeVar
 
 import httpx2
 from mcp import Client, MCPError
+from mcp.client.session import IncomingMessage, MessageHandlerFnT
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import (
     CONNECTION_CLOSED,
@@ -36,6 +40,7 @@ from mcp.types import (
     Implementation,
     TextContent,
     Tool,
+    ToolListChangedNotification,
 )
 
 from integrations.mcp_guard import ReadOnlyGuard
@@ -44,15 +49,29 @@ from triage.models import Evidence, EvidenceStatus, ResearchTask
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-ClientFactory = Callable[[], AbstractAsyncContextManager[Client]]
+ClientFactory = Callable[[MessageHandlerFnT | None], AbstractAsyncContextManager[Client]]
 
 CLIENT_INFO = Implementation(name="triagebot", version="0.1.0")
 MAX_EXCERPT = 1500
 MAX_QUERY = 500
 MAX_LIST_PAGES = 50
+# PostHog's `PostHogRateLimitError` text (services/mcp/src/lib/errors.ts); the server never retries itself.
+RATE_LIMITED = re.compile(r"rate limit exceeded \(429\)|too many requests|\b429\b", re.IGNORECASE)
+RETRY_AFTER = re.compile(r"retry after (\d+) seconds?", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------- factories (the one seam)
+
+
+@dataclass
+class HttpStatus:
+    """The last HTTP error status the MCP endpoint answered (the SDK turns it into a generic MCP error)."""
+
+    last_error: int | None = None
+
+    async def record(self, response: httpx2.Response) -> None:
+        if response.status_code >= 400:
+            self.last_error = response.status_code
 
 
 def http_client_factory(
@@ -61,6 +80,7 @@ def http_client_factory(
     *,
     timeout_s: float = 15.0,
     mode: str = "auto",
+    status: HttpStatus | None = None,
 ) -> ClientFactory:
     """Streamable HTTP. Headers (bearer token, pins) ride on our own httpx2 client.
 
@@ -72,13 +92,18 @@ def http_client_factory(
     )
 
     @asynccontextmanager
-    async def open_client() -> AsyncIterator[Client]:
+    async def open_client(message_handler: MessageHandlerFnT | None = None) -> AsyncIterator[Client]:
+        hooks = {"response": [status.record]} if status is not None else {}
         async with httpx2.AsyncClient(
-            headers=dict(headers), timeout=http_timeout, follow_redirects=False
+            headers=dict(headers), timeout=http_timeout, follow_redirects=False, event_hooks=hooks
         ) as http:
             transport = streamable_http_client(url, http_client=http)
             async with Client(
-                transport, read_timeout_seconds=timeout_s, mode=mode, client_info=CLIENT_INFO
+                transport,
+                read_timeout_seconds=timeout_s,
+                mode=mode,
+                client_info=CLIENT_INFO,
+                message_handler=message_handler,
             ) as client:
                 yield client
 
@@ -88,8 +113,14 @@ def http_client_factory(
 def inprocess_client_factory(server: Any, *, timeout_s: float = 15.0, mode: str = "auto") -> ClientFactory:
     """An in-process server (`MCPServer` or low-level `Server`): the real MCP protocol, no sockets."""
 
-    def open_client() -> AbstractAsyncContextManager[Client]:
-        return Client(server, read_timeout_seconds=timeout_s, mode=mode, client_info=CLIENT_INFO)
+    def open_client(message_handler: MessageHandlerFnT | None = None) -> AbstractAsyncContextManager[Client]:
+        return Client(
+            server,
+            read_timeout_seconds=timeout_s,
+            mode=mode,
+            client_info=CLIENT_INFO,
+            message_handler=message_handler,
+        )
 
     return open_client
 
@@ -104,8 +135,8 @@ class ToolOutcome:
     tool: str
     status: EvidenceStatus
     text: str = ""  # joined text content
-    parsed: Any = None  # structured content, or the text parsed as JSON when it is JSON
-    error: str = ""  # one line: why refused / failed / timed out
+    structured: Any = None  # structuredContent, when the tool sent it
+    error: str = ""  # one line: why refused / failed / timed out / rate limited
     latency_ms: int = 0
     attempts: int = 0
 
@@ -159,8 +190,9 @@ def _classify(exc: Exception) -> _Retryable | MCPError | Exception:
 class _Connection:
     """One open `Client`, owned by a background task until `close()` or a transport failure."""
 
-    def __init__(self, factory: ClientFactory) -> None:
+    def __init__(self, factory: ClientFactory, message_handler: MessageHandlerFnT | None = None) -> None:
         self._factory = factory
+        self._message_handler = message_handler
         self._stop = asyncio.Event()
         self._ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._own(), name="mcp-connection")
@@ -172,7 +204,7 @@ class _Connection:
 
     async def _own(self) -> None:
         try:
-            async with self._factory() as client:
+            async with self._factory(self._message_handler) as client:
                 self._ready.set_result(client)
                 await self._stop.wait()
         except BaseException as exc:  # the owner must never leak an exception into the loop
@@ -221,6 +253,9 @@ class McpToolClient:
     concurrency: int = 4
     backoff_s: float = 0.5
     rediscover_after_s: float = 30.0
+    credential: str = ""  # the setting that holds the key, named in auth failures ("POSTHOG_API_KEY")
+    max_rate_limit_wait_s: float = 10.0  # one wait per Retry-After, only when it fits in this budget
+    http_status: HttpStatus | None = None  # set with the HTTP factory's `status`, to name auth failures
 
     tools: dict[str, Tool] | None = field(default=None, init=False)  # None until discovery succeeds
     discovery_error: str = field(default="", init=False)
@@ -231,6 +266,8 @@ class McpToolClient:
     _discover_lock: asyncio.Lock | None = field(default=None, init=False, repr=False)
     _sem: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
     _last_discovery_failure: float = field(default=0.0, init=False, repr=False)
+    _tools_stale: bool = field(default=False, init=False, repr=False)  # tools/list_changed was announced
+    rechecks: int = field(default=0, init=False)  # how many times tools were re-listed after a change
 
     # ---- loop-bound state (a source object may outlive one event loop, e.g. across tests)
 
@@ -249,7 +286,7 @@ class McpToolClient:
         assert self._lock is not None
         async with self._lock:
             if self._conn is None or not self._conn.alive:
-                self._conn = _Connection(self.factory)
+                self._conn = _Connection(self.factory, self._on_message)
                 self.connects += 1
             conn = self._conn
         attempt.conn = conn
@@ -293,6 +330,15 @@ class McpToolClient:
             except Exception as exc:
                 reason = describe_error(exc)
                 self.discovery_error = f"could not connect to the {self.name} MCP server: {reason}"
+                auth = _auth_failure(exc) or (self.http_status.last_error if self.http_status else None)
+                if auth == 401:
+                    key = self.credential or "the API key"
+                    self.discovery_error = (
+                        f"the {self.name} MCP server rejected {key} (HTTP 401 Unauthorized)"
+                    )
+                elif auth == 403:
+                    key = self.credential or "the API key"
+                    self.discovery_error = f"the {self.name} MCP server refused {key} (HTTP 403): the key lacks a scope or project access"
                 self._last_discovery_failure = time.monotonic()
                 log.warning("%s", self.discovery_error)
                 return False
@@ -313,6 +359,23 @@ class McpToolClient:
     def has_tool(self, name: str) -> bool:
         return self.tools is not None and name in self.tools
 
+    async def _on_message(self, message: IncomingMessage) -> None:
+        """Server notifications: `tools/list_changed` makes the next call re-list tools and re-check the guard."""
+        if isinstance(message, ToolListChangedNotification):
+            log.info("%s: the server announced a changed tool list", self.name)
+            self._tools_stale = True
+
+    async def _recheck_tools(self) -> None:
+        """Re-list tools after a change announcement, so annotations are re-checked before the next use."""
+        self._tools_stale = False
+        self.rechecks += 1
+        try:
+            self.tools = await self._with_retries(self._list_all_tools)
+        except Exception as exc:
+            log.warning("%s: re-listing tools failed: %s", self.name, describe_error(exc))
+            self.tools = {}  # nothing is trusted until the list can be read again
+            self._tools_stale = True
+
     # ---- calls
 
     async def call(self, tool: str, arguments: Mapping[str, Any] | None = None) -> ToolOutcome:
@@ -327,6 +390,8 @@ class McpToolClient:
         self._bind_loop()
         if self.tools is None and not await self.start():
             return done(EvidenceStatus.error, error=self.discovery_error)
+        if self._tools_stale:
+            await self._recheck_tools()
         assert self.tools is not None
         refusal = self.guard.check(tool, self.tools)
         if refusal:
@@ -334,6 +399,7 @@ class McpToolClient:
 
         args = dict(arguments or {})
         attempts = 0
+        waited = False
 
         async def send(attempt: _Attempt) -> CallToolResult:
             nonlocal attempts
@@ -343,22 +409,39 @@ class McpToolClient:
                 client = await self._client(attempt)
                 return await client.call_tool(tool, args, read_timeout_seconds=self.timeout_s)
 
-        try:
-            result = await self._with_retries(send)
-        except MCPError as exc:
-            if exc.code == REQUEST_TIMEOUT:
+        while True:
+            try:
+                result = await self._with_retries(send)
+            except MCPError as exc:
+                if exc.code == REQUEST_TIMEOUT:
+                    return done(
+                        EvidenceStatus.timeout,
+                        error=f"{tool} timed out after {self.timeout_s:g}s",
+                        attempts=attempts,
+                    )
+                if RATE_LIMITED.search(exc.message):
+                    return done(EvidenceStatus.rate_limited, error=describe_error(exc), attempts=attempts)
+                return done(EvidenceStatus.error, error=describe_error(exc), attempts=attempts)
+            except Exception as exc:
+                reason = describe_error(exc)
+                if attempts > 1:
+                    reason += f" (after {attempts} attempts)"
+                return done(EvidenceStatus.error, error=reason, attempts=attempts)
+            outcome = _outcome_of(tool, result, started, attempts)
+            if outcome.status is not EvidenceStatus.error or not RATE_LIMITED.search(outcome.text):
+                return outcome
+            wait = _retry_after(outcome.text)
+            if waited or wait is None or wait > self.max_rate_limit_wait_s:
+                after = f"; retry after {wait:g} s" if wait is not None else ""
                 return done(
-                    EvidenceStatus.timeout,
-                    error=f"{tool} timed out after {self.timeout_s:g}s",
+                    EvidenceStatus.rate_limited,
+                    text=outcome.text,
+                    error=f"{tool} was rate limited by the server (429){after}",
                     attempts=attempts,
                 )
-            return done(EvidenceStatus.error, error=describe_error(exc), attempts=attempts)
-        except Exception as exc:
-            reason = describe_error(exc)
-            if attempts > 1:
-                reason += f" (after {attempts} attempts)"
-            return done(EvidenceStatus.error, error=reason, attempts=attempts)
-        return _outcome_of(tool, result, started, attempts)
+            log.info("%s: %s rate limited; waiting %gs (Retry-After) once", self.name, tool, wait)
+            await asyncio.sleep(wait)
+            waited = True
 
     async def _with_retries(self, fn: Callable[[_Attempt], Awaitable[T]]) -> T:
         """Retry transient failures (connection errors, 5xx) with exponential backoff; never tool errors."""
@@ -392,7 +475,7 @@ def _ms(started: float) -> int:
 def _outcome_of(tool: str, result: CallToolResult, started: float, attempts: int) -> ToolOutcome:
     text = "\n".join(block.text for block in result.content if isinstance(block, TextContent)).strip()
     if result.is_error:
-        message = text.splitlines()[0] if text else "the tool reported an error"
+        message = " ".join(text.split()) if text else "the tool reported an error"
         return ToolOutcome(
             tool,
             EvidenceStatus.error,
@@ -401,35 +484,36 @@ def _outcome_of(tool: str, result: CallToolResult, started: float, attempts: int
             latency_ms=_ms(started),
             attempts=attempts,
         )
-    parsed = result.structured_content if result.structured_content is not None else _parse_json(text)
-    status = EvidenceStatus.empty if is_empty(parsed, text) else EvidenceStatus.ok
-    return ToolOutcome(tool, status, text=text, parsed=parsed, latency_ms=_ms(started), attempts=attempts)
+    return ToolOutcome(
+        tool,
+        EvidenceStatus.ok,
+        text=text,
+        structured=result.structured_content,
+        latency_ms=_ms(started),
+        attempts=attempts,
+    )
 
 
-def _parse_json(text: str) -> Any:
-    if not text or text[0] not in "[{":
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
+def _retry_after(text: str) -> float | None:
+    found = RETRY_AFTER.search(text)
+    return float(found.group(1)) if found else None
 
 
-def is_empty(parsed: Any, text: str) -> bool:
-    """True for results that carry nothing: no content, `[]`, `{}`, `{"results": [], "count": 0}`…"""
-    if parsed is None:
-        return text.strip().lower() in ("", "null", "none", "[]", "{}")
-    if isinstance(parsed, list | str):
-        return len(parsed) == 0
-    if isinstance(parsed, dict):
-        if not parsed:
-            return True
-        lists = [parsed[k] for k in ("results", "data", "items") if k in parsed]
-        if lists and all(isinstance(v, list) and not v for v in lists):
-            return True
-        if set(parsed) == {"result"}:  # MCPServer's wrapper for plain return values
-            return is_empty(parsed["result"], json.dumps(parsed["result"]))
-    return False
+def _auth_failure(exc: BaseException) -> int | None:
+    """401 or 403 when the connection failed because the server refused the credential."""
+    seen: list[BaseException] = [exc]
+    while seen:
+        current = seen.pop()
+        if isinstance(current, BaseExceptionGroup):
+            seen.extend(current.exceptions)
+            continue
+        response = getattr(current, "response", None)
+        status = getattr(response, "status_code", None)
+        if status in (401, 403):
+            return int(status)
+        if current.__cause__ is not None:
+            seen.append(current.__cause__)
+    return None
 
 
 # ---------------------------------------------------------------- evidence helpers
@@ -458,7 +542,11 @@ def outcome_evidence(
     final = status or outcome.status
     if final.failed or not summary:
         summary = summary if (summary and not final.failed) else (outcome.error or final.value)
-    excerpt = "" if final.failed else bounded(outcome.parsed if outcome.parsed is not None else outcome.text)
+    excerpt = (
+        ""
+        if final.failed
+        else bounded(outcome.structured if outcome.structured is not None else outcome.text)
+    )
     return Evidence(
         task_key=task.key,
         source=task.source,

@@ -241,7 +241,8 @@ def test_triage_real_ticket_through_every_integration(
     assert "<ticket_data>" in prompt and "</ticket_data>" in prompt
     # PostHog MCP: read-only header and tools mode reached the server; no write tool ever ran
     mcp: FakeMcpServer = fakes["mcp"]
-    assert any(r.headers.get("x-posthog-readonly") == "true" for r in mcp.requests)
+    assert all(r.headers.get("x-posthog-read-only") == "true" for r in mcp.requests)
+    assert all(r.query.get("readonly") == "true" for r in mcp.requests)
     assert mcp.server.write_calls == []
     # Zendesk and GitHub were really called
     assert fakes["zendesk"].calls("/api/v2/tickets/48291.json")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import yaml
 from pydantic import BaseModel
 
 from triage.intake import (
@@ -45,22 +46,7 @@ BUNDLED_AREAS = {
     "data_warehouse", "web_analytics", "billing_account", "self_hosted", "other",
 }  # fmt: skip
 
-CAPABILITIES = {
-    "flag_definition": "flag_keys",
-    "flag_evaluation_reasons": "distinct_ids",
-    "person_by_distinct_id": "distinct_ids",
-    "person_by_email": "emails",
-    "sdk_versions": None,
-    "event_definitions": "event_names",
-    "event_counts": "event_names",
-    "error_issues": "error_messages",
-    "error_details": "fingerprints",
-    "survey_get": "survey_ids",
-    "survey_stats": "survey_ids",
-    "recordings_list": ("distinct_ids", None),  # per user, or project-wide
-    "sdk_doctor": None,
-    "docs_search": None,
-}
+CAPABILITIES = yaml.safe_load((BUNDLED_DIR / "_mcp_capabilities.yaml").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +75,8 @@ def test_one_playbook_per_area_with_a_real_checklist(books: dict[str, Playbook])
         assert book.owner_team and book.questions and book.docs_queries
         for check in book.mcp_checks:
             assert check.capability in CAPABILITIES, (book.id, check.capability)
-            allowed = CAPABILITIES[check.capability]
-            options = allowed if isinstance(allowed, tuple) else (allowed,)
-            assert check.identifier in options, (book.id, check.capability)
+            sources = fields | set(Intake.model_fields) | {"symptom", None}
+            assert check.identifier in sources, (book.id, check.capability)
         assert set(book.routing.identifiers) <= fields
         for requirement in book.required_info:
             for option in requirement.split("|"):

@@ -8,22 +8,28 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from mcp.types import Tool, ToolAnnotations
 
+from integrations.mcp_capabilities import capability_tools
 from integrations.mcp_client import McpToolClient, inprocess_client_factory
+from integrations.mcp_contract import posthog_contract
 from integrations.mcp_guard import ReadOnlyGuard, annotation_refusal
-from integrations.posthog_mcp import DEFAULT_READ_TOOLS, PostHogMcpSource
-from integrations.posthog_mcp_replay import WRITE_TOOLS, build_posthog_like_server
+from integrations.posthog_mcp import PostHogMcpSource
+from integrations.posthog_mcp_replay import build_posthog_like_server
 from tests.fakes.http import free_port
-from tests.fakes.mcp_server import TOKEN, FakeMcpServer
+from tests.fakes.mcp_server import TOKEN, FakeMcpServer, add_lying_tool
 from triage.models import EvidenceStatus, ResearchTask
+from triage.protocols import ConfigError
 
 
 def tool(name: str, annotations: ToolAnnotations | None) -> Tool:
     return Tool(name=name, input_schema={"type": "object", "properties": {}}, annotations=annotations)
 
 
-def task(tool_name: str, **arguments: object) -> ResearchTask:
+WRITE_TOOLS = frozenset(name for name, spec in posthog_contract().tools.items() if not spec.read_only)
+
+
+def task(capability: str, **arguments: object) -> ResearchTask:
     return ResearchTask(
-        key=f"posthog_mcp:manual:{tool_name}", source="posthog_mcp", tool=tool_name, arguments=arguments
+        key=f"posthog_mcp:{capability}:x", source="posthog_mcp", tool=capability, arguments=arguments
     )
 
 
@@ -65,12 +71,13 @@ def test_guard_rules() -> None:
     assert annotation_refusal(tools["read"]) is None
 
 
-def test_default_allowlist_is_read_only_on_the_replay_server() -> None:
-    server = build_posthog_like_server()
-    listed = {t.name: t for t in asyncio.run(server.list_tools())}
-    assert not DEFAULT_READ_TOOLS & WRITE_TOOLS
-    for name in DEFAULT_READ_TOOLS & set(listed):
-        assert annotation_refusal(listed[name]) is None, name
+def test_default_allowlist_is_read_only_in_the_pinned_contract() -> None:
+    src = PostHogMcpSource(server=build_posthog_like_server())
+    allowed = capability_tools(src.capabilities)
+    assert WRITE_TOOLS and not allowed & WRITE_TOOLS
+    for name in allowed:
+        assert annotation_refusal(posthog_contract().tools[name].as_mcp_tool()) is None, name
+    assert src.client.guard.allowed == allowed
 
 
 # ---------------------------------------------------------------- over streamable HTTP
@@ -79,48 +86,59 @@ def test_default_allowlist_is_read_only_on_the_replay_server() -> None:
 async def test_discovery_and_connection_headers(fake: FakeMcpServer, source: PostHogMcpSource) -> None:
     assert await source.start()
     assert source.client.tools is not None
-    assert set(source.client.tools) >= WRITE_TOOLS  # the fake exposes write tools: our guard must stop them
-    assert "feature-flag-get-definition" in source.client.tools
+    # the server honours read-only and ?tools=: it lists only our read allowlist
+    assert set(source.client.tools) == source.client.guard.allowed
     outcome = await source.client.call("docs-search", {"query": "feature flags"})
     assert outcome.status is EvidenceStatus.ok
     assert fake.requests
     for request in fake.requests:
         assert request.query.get("mode") == "tools"
+        assert request.query.get("readonly") == "true"
+        assert set(request.query["tools"].split(",")) == source.client.guard.allowed
         assert request.headers["authorization"] == f"Bearer {TOKEN}"
-        assert request.headers["x-posthog-readonly"] == "true"
+        assert request.headers["x-posthog-read-only"] == "true"
         assert request.headers["x-posthog-project-id"] == "84512"
 
 
 async def test_write_tools_are_refused_and_never_reach_the_server(
     fake: FakeMcpServer, source: PostHogMcpSource
 ) -> None:
+    fake.add_lying_tool()
     assert await source.start()
-    for name in sorted(WRITE_TOOLS):  # includes feature-flags-sync, which lies that it is read-only
-        [evidence] = await source.execute(task(name, flagKey="new-checkout-flow"))
-        assert evidence.status is EvidenceStatus.refused, name
-        assert "allowlist" in evidence.summary
+    for name in sorted(WRITE_TOOLS | {"feature-flags-sync"}):  # the last one lies that it is read-only
+        outcome = await source.client.call(name, {"id": 4521})
+        assert outcome.status is EvidenceStatus.refused, name
+        assert "allowlist" in outcome.error
     assert fake.tool_calls() == []  # nothing was sent
     assert fake.server.write_calls == []  # nothing ran
 
 
-async def test_allowlisted_but_destructive_or_unlisted_tools_are_refused(fake: FakeMcpServer) -> None:
-    src = PostHogMcpSource(
-        fake.url, TOKEN, extra_allowed_tools=["delete-feature-flag", "create-feature-flag", "ghost-tool"]
+def test_allowlisting_a_contract_write_tool_is_a_config_error(fake: FakeMcpServer) -> None:
+    with pytest.raises(ConfigError, match="delete-feature-flag"):
+        PostHogMcpSource(fake.url, TOKEN, extra_allowed_tools=["delete-feature-flag"])
+
+
+async def test_allowlisted_but_destructive_or_unlisted_tools_are_refused() -> None:
+    """Without the server's read-only switch (in-process), the annotations still stop write tools."""
+    server = build_posthog_like_server()
+    client = McpToolClient(
+        "inproc",
+        inprocess_client_factory(server.server, mode="legacy"),
+        ReadOnlyGuard.of(["delete-feature-flag", "create-feature-flag", "ghost-tool"]),
     )
     try:
-        [destructive] = await src.execute(task("delete-feature-flag", flagKey="new-checkout-flow"))
-        [write] = await src.execute(task("create-feature-flag", name="x", key="x"))
-        [ghost] = await src.execute(task("ghost-tool"))
+        destructive = await client.call("delete-feature-flag", {"id": 4521})
+        write = await client.call("create-feature-flag", {"key": "x"})
+        ghost = await client.call("ghost-tool")
     finally:
-        await src.aclose()
+        await client.aclose()
     assert destructive.status is EvidenceStatus.refused
-    assert "destructive" in destructive.summary
+    assert "destructive" in destructive.error
     assert write.status is EvidenceStatus.refused
-    assert "readOnlyHint=False" in write.summary
+    assert "readOnlyHint=False" in write.error
     assert ghost.status is EvidenceStatus.refused
-    assert "not offered" in ghost.summary
-    assert fake.tool_calls() == []
-    assert fake.server.write_calls == []
+    assert "not offered" in ghost.error
+    assert server.calls == []
 
 
 async def test_session_is_reused_across_calls(fake: FakeMcpServer, source: PostHogMcpSource) -> None:
@@ -129,7 +147,7 @@ async def test_session_is_reused_across_calls(fake: FakeMcpServer, source: PostH
     )
     assert all(o.status is EvidenceStatus.ok for o in outcomes)
     assert source.client.connects == 1
-    handshakes = [r for r in fake.requests if r.rpc_method in ("server/discover", "initialize")]
+    handshakes = [r for r in fake.requests if r.rpc_method == "initialize"]
     assert len(handshakes) == 1
 
 
@@ -141,9 +159,9 @@ async def test_timeout_becomes_timeout_evidence_and_session_survives(
     try:
         assert await src.start()
         src.client.timeout_s = 0.5
-        [evidence] = await src.execute(task("slow-query", query="x"))
-        assert evidence.status is EvidenceStatus.timeout
-        assert "timed out" in evidence.summary
+        outcome = await src.client.call("slow-query", {"query": "x"})
+        assert outcome.status is EvidenceStatus.timeout
+        assert "timed out" in outcome.error
         src.client.timeout_s = 10
         after = await src.client.call("docs-search", {"query": "flags"})
         assert after.status is EvidenceStatus.ok
@@ -159,7 +177,7 @@ async def test_server_down_gives_error_evidence_not_an_exception() -> None:
     try:
         assert await src.start() is False
         assert "could not connect" in src.discovery_error
-        [evidence] = await src.execute(task("docs-search", query="x"))
+        [evidence] = await src.execute(task("docs_search", query="x"))
     finally:
         await src.aclose()
     assert evidence.status is EvidenceStatus.error
@@ -181,15 +199,11 @@ async def test_http_500_is_retried_then_error(fake: FakeMcpServer, source: PostH
 async def test_tool_error_is_error_evidence_and_not_retried(
     fake: FakeMcpServer, source: PostHogMcpSource
 ) -> None:
-    outcome = await source.client.call("feature-flag-get-definition", {"flagKey": "no-such-flag"})
+    outcome = await source.client.call("feature-flag-get-definition", {"id": 999})
     assert outcome.status is EvidenceStatus.error
-    assert "Feature flag not found: no-such-flag" in outcome.error
+    assert outcome.error.startswith("Error: [feature-flag-get-definition]: Request failed:")
+    assert "Status Code: 404 (Not Found)" in outcome.error
     assert len(fake.tool_calls("feature-flag-get-definition")) == 1
-
-
-async def test_empty_result_is_empty(source: PostHogMcpSource) -> None:
-    outcome = await source.client.call("persons-list", {"distinct_id": "nobody"})
-    assert outcome.status is EvidenceStatus.empty
 
 
 async def test_reconnects_after_the_server_restarts(fake: FakeMcpServer, source: PostHogMcpSource) -> None:
@@ -221,30 +235,33 @@ async def test_tools_list_is_paginated() -> None:
         finally:
             await src.aclose()
         assert src.client.tools is not None
-        assert len(src.client.tools) == len(await fake.server.list_tools())
+        assert set(src.client.tools) == src.client.guard.allowed
         assert len([r for r in fake.requests if r.rpc_method == "tools/list"]) >= 4
 
 
-async def test_legacy_protocol_mode_over_http(fake: FakeMcpServer) -> None:
-    src = PostHogMcpSource(fake.url, TOKEN, mode="legacy")
+async def test_modern_protocol_mode_over_http(fake: FakeMcpServer) -> None:
+    src = PostHogMcpSource(fake.url, TOKEN, mode="auto")
     try:
         assert await src.start()
         assert (await src.client.call("docs-search", {"query": "replay"})).ok
     finally:
         await src.aclose()
-    assert any(r.rpc_method == "initialize" for r in fake.requests)
-    assert all(r.headers.get("x-posthog-readonly") == "true" for r in fake.requests)
+    assert any(r.rpc_method == "server/discover" for r in fake.requests)
+    assert all(r.headers.get("x-posthog-read-only") == "true" for r in fake.requests)
 
 
 async def test_generic_client_guard_in_process() -> None:
     server = build_posthog_like_server()
+    add_lying_tool(server)
     client = McpToolClient(
-        "inproc", inprocess_client_factory(server), ReadOnlyGuard.of(["docs-search", "feature-flags-sync"])
+        "inproc",
+        inprocess_client_factory(server.server),
+        ReadOnlyGuard.of(["docs-search", "feature-flags-sync"]),
     )
     try:
         ok = await client.call("docs-search", {"query": "survey"})
-        lying = await client.call("feature-flags-sync", {"flagKey": "x"})  # allowlisted by name: runs
-        refused = await client.call("persons-bulk-delete", {"distinct_ids": ["a"]})
+        lying = await client.call("feature-flags-sync", {"active": False})  # allowlisted by name: runs
+        refused = await client.call("project-settings-update", {"id": 84512})
     finally:
         await client.aclose()
     assert ok.ok
