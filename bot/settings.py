@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     posthog_mcp_url: str = "https://mcp.posthog.com/mcp"
     posthog_api_key: SecretStr | None = None
     posthog_project_id: str = ""
+    # Zendesk organization id or name → "<project id>" or "<project id>@us|@eu" (JSON object), for companies
+    # with a PostHog project per customer. Only this configuration routes a ticket to a project.
+    posthog_org_projects: dict[str, str] = Field(default_factory=dict)
     posthog_mcp_extra_allowed_tools: CsvList = Field(default_factory=list)
     mcp_servers: list[ExtraMcpServer] = Field(default_factory=list)
 
@@ -136,6 +139,17 @@ class Settings(BaseSettings):
             return validate_project_id(value)
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("posthog_org_projects")
+    @classmethod
+    def _org_projects(cls, value: dict[str, str]) -> dict[str, str]:
+        from integrations.posthog_mcp import US_URL, parse_org_projects
+
+        try:
+            parse_org_projects(value, US_URL)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     _csv_fields = field_validator(
         "slack_allowed_channels",

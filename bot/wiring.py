@@ -84,6 +84,7 @@ def build_sources(settings: Settings) -> list[ResearchSource]:
                 settings.posthog_mcp_url,
                 secret(settings.posthog_api_key),
                 project_id=settings.posthog_project_id,
+                org_projects=settings.posthog_org_projects,
                 extra_allowed_tools=settings.posthog_mcp_extra_allowed_tools,
                 timeout_s=settings.source_timeout_seconds,
                 max_retries=settings.source_max_retries,

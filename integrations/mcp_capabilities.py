@@ -203,6 +203,14 @@ def result_rows(result: Any) -> list[dict[str, Any]] | None:
 # ---------------------------------------------------------------- the source
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where a ticket's calls go: the MCP client and the template context (e.g. its project id)."""
+
+    client: McpToolClient
+    context: Mapping[str, Any]
+
+
 @dataclass
 class _Run:
     """One executed chain: the last tool called, its arguments and the decoded result."""
@@ -227,10 +235,15 @@ class McpCapabilitySource(McpSourceLifecycle):
     context: dict[str, Any]
     _planned: dict[str, tuple[str, str | None, Intake]]
 
+    def target(self, intake: Intake) -> Target:
+        """The server (and context) for this ticket; one per source unless a subclass routes by customer."""
+        return Target(self.client, self.context)
+
     # ---- planning
 
     def plan(self, intake: Intake, playbook: Playbook) -> list[ResearchTask]:
         tasks: list[ResearchTask] = []
+        target = self.target(intake)
         for check in playbook.mcp_checks:
             spec = self.capabilities.get(check.capability)
             for value in self._values(check, spec, intake, playbook):
@@ -239,15 +252,15 @@ class McpCapabilitySource(McpSourceLifecycle):
                     continue
                 self._planned[key] = (check.capability, value, intake)
                 step = spec.candidates[0] if spec else None
-                if spec is not None and self.client.tools is not None:
-                    step = self._resolve(spec) or step
+                if spec is not None and target.client.tools is not None:
+                    step = self._resolve(spec, target) or step
                 title = self._title(spec, check.capability, value)
                 tasks.append(
                     ResearchTask(
                         key=key,
                         source=self.name,
                         tool=step.tool if step else "",
-                        arguments=self._arguments_or_empty(step, value),
+                        arguments=self._arguments_or_empty(step, value, target),
                         description=f"{title} — {check.description}" if check.description else title,
                         first_party=spec.first_party if spec else False,
                     )
@@ -281,26 +294,26 @@ class McpCapabilitySource(McpSourceLifecycle):
         title = spec.title if spec else name
         return f"{title}: {bounded(value, 80)}" if value else title
 
-    def _arguments_or_empty(self, step: Step | None, value: str | None) -> dict[str, Any]:
+    def _arguments_or_empty(self, step: Step | None, value: str | None, target: Target) -> dict[str, Any]:
         if step is None:
             return {}
         try:
-            filled = fill(step.arguments, self._context(value, None))
+            filled = fill(step.arguments, self._context(value, None, target))
         except KeyError:
             return {}
         return filled if isinstance(filled, dict) else {}
 
-    def _context(self, value: str | None, row: Any) -> dict[str, Any]:
-        context = dict(self.context)
+    def _context(self, value: str | None, row: Any, target: Target | None = None) -> dict[str, Any]:
+        context = dict(target.context if target else self.context)
         if value is not None:
             context["value"] = value
             context["value_hogql"] = hogql_string(value)
         context["row"] = row
         return context
 
-    def _resolve(self, spec: CapabilitySpec) -> Step | None:
+    def _resolve(self, spec: CapabilitySpec, target: Target | None = None) -> Step | None:
         """The first candidate whose every tool the server offers."""
-        tools = self.client.tools or {}
+        tools = (target.client if target else self.client).tools or {}
         for step in spec.candidates:
             if all(tool in tools for tool in step.tools()):
                 return step
@@ -320,24 +333,28 @@ class McpCapabilitySource(McpSourceLifecycle):
         spec = self.capabilities.get(cap_name)
         if spec is None:
             return self._row(task, EvidenceStatus.error, f"not available: unknown capability {cap_name!r}")
-        missing = [need for need in spec.needs if not self.context.get(need)]
+        target = self.target(intake)
+        missing = [need for need in spec.needs if not target.context.get(need)]
         if missing:
             return self._row(
                 task,
                 EvidenceStatus.error,
                 f"not available: {spec.title} needs {', '.join(missing)} configured",
             )
-        if self.client.tools is None and not await self.client.start():
-            return self._row(task, EvidenceStatus.error, self.client.discovery_error or "could not connect")
-        step = self._resolve(spec)
+        client = target.client
+        if client.tools is None and not await client.start():
+            return self._row(task, EvidenceStatus.error, client.discovery_error or "could not connect")
+        step = self._resolve(spec, target)
         if step is None:
-            return self._row(task, EvidenceStatus.error, self._unavailable(spec), spec=spec, value=value)
-        run = await self._run_chain(step, value)
+            return self._row(
+                task, EvidenceStatus.error, self._unavailable(spec, client), spec=spec, value=value
+            )
+        run = await self._run_chain(step, value, target)
         return self._evidence(task, spec, value, intake, run)
 
-    def _unavailable(self, spec: CapabilitySpec) -> str:
+    def _unavailable(self, spec: CapabilitySpec, client: McpToolClient) -> str:
         tools = sorted({tool for step in spec.candidates for tool in step.tools()})
-        absent = [tool for tool in tools if tool not in (self.client.tools or {})]
+        absent = [tool for tool in tools if tool not in (client.tools or {})]
         scopes = sorted(
             {s for tool in absent for s in (self.contract.scopes_for(tool) if self.contract else ())}
         )
@@ -346,10 +363,10 @@ class McpCapabilitySource(McpSourceLifecycle):
             message += f"; the API key may lack scope {', '.join(scopes)}"
         return message
 
-    async def _run_chain(self, step: Step, value: str | None) -> _Run:
+    async def _run_chain(self, step: Step, value: str | None, target: Target) -> _Run:
         row: Any = None
         while True:
-            context = self._context(value, row)
+            context = self._context(value, row, target)
             try:
                 arguments = fill(step.arguments, context)
             except KeyError as exc:
@@ -359,7 +376,7 @@ class McpCapabilitySource(McpSourceLifecycle):
                 )
                 return run
             run = _Run(step.tool, arguments)
-            problems = self._argument_errors(step.tool, arguments)
+            problems = self._argument_errors(step.tool, arguments, target.client)
             if problems:
                 run.outcome = ToolOutcome(
                     step.tool,
@@ -367,7 +384,7 @@ class McpCapabilitySource(McpSourceLifecycle):
                     error=f"arguments rejected by the pinned schema of {step.tool}: {'; '.join(problems[:3])}",
                 )
                 return run
-            run.outcome = await self.client.call(step.tool, arguments)
+            run.outcome = await target.client.call(step.tool, arguments)
             if not run.outcome.ok:
                 return run
             try:
@@ -383,11 +400,11 @@ class McpCapabilitySource(McpSourceLifecycle):
                 return run
             step = step.then
 
-    def _argument_errors(self, tool: str, arguments: Mapping[str, Any]) -> list[str]:
+    def _argument_errors(self, tool: str, arguments: Mapping[str, Any], client: McpToolClient) -> list[str]:
         pinned = self.contract.get(tool) if self.contract else None
         if pinned is not None:
             return argument_errors(pinned.input_schema, arguments)
-        announced = (self.client.tools or {}).get(tool)
+        announced = (client.tools or {}).get(tool)
         schema = announced.input_schema if announced is not None else None
         return argument_errors(schema, arguments) if isinstance(schema, dict) and schema else []
 

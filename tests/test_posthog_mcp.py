@@ -15,6 +15,7 @@ from integrations.mcp_contract import posthog_contract
 from integrations.posthog_mcp import (
     EU_URL,
     PostHogMcpSource,
+    parse_org_projects,
     posthog_headers,
     server_url,
     validate_project_id,
@@ -529,3 +530,52 @@ def test_extra_mcp_source_config_errors() -> None:
 
 def test_bundled_capability_map_is_beside_the_playbooks() -> None:
     assert (BUNDLED_DIR / CAPABILITIES_FILE).is_file()
+
+
+# ---------------------------------------------------------------- configuration: project pin, per-customer projects
+
+
+def test_settings_refuse_a_non_numeric_project_and_bad_org_mappings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from bot.settings import Settings
+
+    monkeypatch.setenv("POSTHOG_PROJECT_ID", "YOUR_POSTHOG_PROJECT_ID")
+    with pytest.raises(ValidationError, match="POSTHOG_PROJECT_ID must be the numeric project id"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("POSTHOG_PROJECT_ID", "84512")
+    monkeypatch.setenv("POSTHOG_ORG_PROJECTS", '{"Acme": "90210@mars"}')
+    with pytest.raises(ValidationError, match="region must be us or eu"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("POSTHOG_ORG_PROJECTS", '{"Acme": "90210@eu", "361204": "777"}')
+    assert Settings(_env_file=None).posthog_org_projects == {"Acme": "90210@eu", "361204": "777"}
+
+
+async def test_a_mapped_zendesk_organization_reads_its_own_project() -> None:
+    with FakeMcpServer() as fake:
+        src = PostHogMcpSource(fake.url, TOKEN, project_id="84512", org_projects={"Acme Analytics": "90210"})
+        check = only(McpCheck(capability="sdk_versions"))
+        try:
+            await run_all(src, Intake(organization_refs=["42", "Acme Analytics"]), check)
+            await run_all(src, Intake(organization_refs=["7", "Other Co"]), check)
+        finally:
+            await src.aclose()
+    pins = [r.headers.get("x-posthog-project-id") for r in fake.requests if r.tool == "execute-sql"]
+    assert pins == ["90210", "84512"]
+    assert parse_org_projects({"Acme": "1@eu"}, EU_URL) == {"acme": ("1", EU_URL)}
+    with pytest.raises(ConfigError, match="numeric project id"):
+        parse_org_projects({"Acme": "project-1"}, EU_URL)
+
+
+async def test_check_names_tools_the_key_does_not_get() -> None:
+    server = build_posthog_like_server()
+    server.scopes = {s for t in posthog_contract().tools.values() for s in t.required_scopes} - {
+        "survey:read"
+    }
+    src = PostHogMcpSource(server=server)
+    try:
+        line = await src.check()
+    finally:
+        await src.aclose()
+    assert "not offered: survey-get, survey-stats, surveys-get-all" in line
+    assert line.endswith("(API key may lack scope survey:read)")

@@ -216,6 +216,9 @@ class Intake(_Model):
     # ticket are never looked up. Filled by `triage.requester.requester_scope`.
     requester_email: str = ""
     requester_ids: list[str] = Field(default_factory=list)
+    # The ticket's organization from the ticket record (id and name), for per-customer routing such as
+    # POSTHOG_ORG_PROJECTS. Never taken from ticket text.
+    organization_refs: list[str] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------- research

@@ -27,7 +27,7 @@ def _requester_texts(ticket: Ticket) -> list[str]:
 
 
 def requester_scope(ticket: Ticket, text_ticket: Ticket, identifiers: Identifiers) -> dict[str, object]:
-    """`Intake` fields for the requester: `requester_email` and `requester_ids`.
+    """`Intake` fields for the requester: `requester_email`, `requester_ids` and `organization_refs`.
 
     `ticket` is the original record (for the requester's email); `text_ticket` is the ticket whose text the
     identifiers were extracted from (the redacted one), so the ids are matched against the same text.
@@ -38,4 +38,6 @@ def requester_scope(ticket: Ticket, text_ticket: Ticket, identifiers: Identifier
     for value in [*identifiers.distinct_ids, *identifiers.person_ids]:
         if value and value not in ids and any(value in text for text in texts):
             ids.append(value)
-    return {"requester_email": email, "requester_ids": ids}
+    org = ticket.organization
+    refs = [ref for ref in (str(org.id) if org and org.id is not None else "", org.name if org else "") if ref]
+    return {"requester_email": email, "requester_ids": ids, "organization_refs": refs}
