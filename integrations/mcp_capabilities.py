@@ -13,6 +13,7 @@ become visible evidence rows.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -61,6 +62,9 @@ class CapabilitySpec(BaseModel):
     first_party: bool = True
     needs: list[str] = Field(default_factory=list)
     value_pattern: str | None = None  # a regex whose first group is the value (e.g. a session id in a URL)
+    # False for personal values (the requester's email): titles, progress lines and the stored query show
+    # "the requester" instead, so the value never reaches a prompt, Slack or the store.
+    show_value: bool = True
     candidates: list[Step]
 
 
@@ -247,7 +251,8 @@ class McpCapabilitySource(McpSourceLifecycle):
         for check in playbook.mcp_checks:
             spec = self.capabilities.get(check.capability)
             for value in self._values(check, spec, intake, playbook):
-                key = f"{self.name}:{check.capability}:{value if value is not None else '-'}"
+                shown = value if spec is None or spec.show_value else "requester"
+                key = f"{self.name}:{check.capability}:{shown if value is not None else '-'}"
                 if any(t.key == key for t in tasks):
                     continue
                 self._planned[key] = (check.capability, value, intake)
@@ -260,7 +265,7 @@ class McpCapabilitySource(McpSourceLifecycle):
                         key=key,
                         source=self.name,
                         tool=step.tool if step else "",
-                        arguments=self._arguments_or_empty(step, value, target),
+                        arguments=self._masked(spec, self._arguments_or_empty(step, value, target), value),
                         description=f"{title} — {check.description}" if check.description else title,
                         first_party=spec.first_party if spec else False,
                     )
@@ -292,7 +297,27 @@ class McpCapabilitySource(McpSourceLifecycle):
 
     def _title(self, spec: CapabilitySpec | None, name: str, value: str | None) -> str:
         title = spec.title if spec else name
+        if spec is not None and not spec.show_value:
+            return title
         return f"{title}: {bounded(value, 80)}" if value else title
+
+    def _masked(
+        self, spec: CapabilitySpec | None, arguments: dict[str, Any], value: str | None
+    ) -> dict[str, Any]:
+        """Planned arguments as shown before the call; a hidden value is replaced (the call refills it)."""
+        if spec is None or spec.show_value or not value:
+            return arguments
+        masked: dict[str, Any] = json.loads(json.dumps(arguments).replace(value, "<requester>"))
+        return masked
+
+    def _query(self, spec: CapabilitySpec | None, arguments: Mapping[str, Any], value: str | None) -> str:
+        """The call's arguments as stored text; a hidden value (the requester's email) is masked."""
+        if not arguments:
+            return ""
+        text = bounded(dict(arguments), 500)
+        if spec is not None and not spec.show_value and value:
+            text = text.replace(value, "<requester>")
+        return text
 
     def _arguments_or_empty(self, step: Step | None, value: str | None, target: Target) -> dict[str, Any]:
         if step is None:
@@ -459,7 +484,7 @@ class McpCapabilitySource(McpSourceLifecycle):
             task_key=task.key,
             source=self.name,
             tool=run.tool,
-            query=bounded(run.arguments, 500) if run.arguments else "",
+            query=self._query(spec, run.arguments, value),
             subject=subject,
             status=digest.status,
             title=self._title(spec, spec.name, value),
@@ -494,7 +519,7 @@ class McpCapabilitySource(McpSourceLifecycle):
             task_key=task.key,
             source=self.name,
             tool=task.tool,
-            query=bounded(task.arguments, 500) if task.arguments else "",
+            query=self._query(spec, task.arguments, value),
             subject=self._subject(spec, value),
             status=status,
             title=task.description.split(" — ")[0] if task.description else task.tool,

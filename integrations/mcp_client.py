@@ -359,6 +359,11 @@ class McpToolClient:
     def has_tool(self, name: str) -> bool:
         return self.tools is not None and name in self.tools
 
+    @property
+    def tools_stale(self) -> bool:
+        """The server announced a changed tool list; the next call re-lists tools first."""
+        return self._tools_stale
+
     async def _on_message(self, message: IncomingMessage) -> None:
         """Server notifications: `tools/list_changed` makes the next call re-list tools and re-check the guard."""
         if isinstance(message, ToolListChangedNotification):

@@ -57,7 +57,6 @@ def check_for(capability: str) -> Playbook:
     source, _ = VALUES[capability]
     return Playbook(
         id="t",
-        product_area="other",
         title="t",
         mcp_checks=[McpCheck(capability=capability, identifier=source, limit=1)],
     )

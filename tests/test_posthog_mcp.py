@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -61,7 +62,7 @@ async def run_all(src: PostHogMcpSource, intake: Intake, playbook: Playbook) -> 
 
 
 def only(*checks: McpCheck) -> Playbook:
-    return Playbook(id="t", product_area="other", title="t", mcp_checks=list(checks))
+    return Playbook(id="t", title="t", mcp_checks=list(checks))
 
 
 # ---------------------------------------------------------------- the capability map is data on the contract
@@ -198,7 +199,7 @@ def test_plan_before_discovery_looks_up_only_the_requester() -> None:
     assert [k for k in keys if ":flag_definition:" in k] == [
         f"posthog_mcp:flag_definition:{k}" for k in "abc"
     ]
-    assert f"posthog_mcp:person_by_email:{JANE_EMAIL}" in keys
+    assert "posthog_mcp:person_by_email:requester" in keys
     assert f"posthog_mcp:person_by_distinct_id:{JANE_ID}" in keys
     assert not any(k.endswith(":x") or "user_colleague" in k for k in keys)
     docs = [t for t in tasks if t.tool == "docs-search"]
@@ -262,7 +263,7 @@ async def test_flags_release_conditions_evaluation_reasons_and_person(inproc: Po
     reasons = evidence[f"posthog_mcp:flag_evaluation_reasons:{JANE_ID}"]
     assert f"{FLAG} → false (no_condition_match" in reasons.summary
     assert "beta-dashboard" not in reasons.summary  # scoped to the ticket's flag keys
-    for key in (f"posthog_mcp:person_by_distinct_id:{JANE_ID}", f"posthog_mcp:person_by_email:{JANE_EMAIL}"):
+    for key in (f"posthog_mcp:person_by_distinct_id:{JANE_ID}", "posthog_mcp:person_by_email:requester"):
         person = evidence[key]
         assert (
             person.tool == "persons-retrieve"
@@ -278,6 +279,9 @@ async def test_flags_release_conditions_evaluation_reasons_and_person(inproc: Po
         assert ev.first_party == bool(ev.subject) or ev.task_key.endswith("sdk_versions:-")
     docs = [e for e in evidence.values() if e.tool == "docs-search"]
     assert docs and all(e.url and e.url.startswith("https://posthog.com/docs/") for e in docs)
+    assert all(JANE_EMAIL not in ev.model_dump_json() for ev in evidence.values())  # the email stays out
+    tasks = inproc.plan(FLAGS_INTAKE, bundled_playbooks()["feature_flags"])
+    assert all(JANE_EMAIL not in t.model_dump_json() for t in tasks)
 
 
 async def test_events_and_sdk_versions(inproc: PostHogMcpSource) -> None:
@@ -330,7 +334,7 @@ async def test_recordings_for_the_requester_and_a_linked_session(inproc: PostHog
         symptom_keywords=["blank", "recordings", "csp"],
     )
     evidence = await run_all(inproc, intake, bundled_playbooks()["session_replay"])
-    mine = evidence["posthog_mcp:recordings_for_email:ops@shopfront.example"]
+    mine = evidence["posthog_mcp:recordings_for_email:requester"]
     assert mine.summary.startswith("2 recording(s) in the last 7 days; console errors in 2")
     assert mine.subject == "person:requester"
     assert evidence["posthog_mcp:recordings_recent:-"].summary.startswith("3 recording(s)")
@@ -463,6 +467,10 @@ async def test_annotations_are_rechecked_after_tools_list_changed() -> None:
             assert (await src.client.call("docs-search", {"query": "flags"})).ok
             fake.server.set_annotations("docs-search", destructive_hint=True)
             assert (await src.client.call("docs-search", {"query": "flags"})).ok  # carries list_changed
+            for _ in range(500):  # the notification is handled on its own task: wait until it has been
+                if src.client.tools_stale:
+                    break
+                await asyncio.sleep(0.01)
             refused = await src.client.call("docs-search", {"query": "flags"})
         finally:
             await src.aclose()
@@ -520,12 +528,7 @@ def test_extra_mcp_source_config_errors() -> None:
         ExtraMcpSource("no-url")
     with pytest.raises(ConfigError):
         ExtraMcpSource("bad:name", "http://127.0.0.1:1/mcp")
-    assert (
-        ExtraMcpSource("ok", "http://127.0.0.1:1/mcp").plan(
-            Intake(), Playbook(id="x", product_area="other", title="x")
-        )
-        == []
-    )
+    assert ExtraMcpSource("ok", "http://127.0.0.1:1/mcp").plan(Intake(), Playbook(id="x", title="x")) == []
 
 
 def test_bundled_capability_map_is_beside_the_playbooks() -> None:

@@ -39,5 +39,7 @@ def requester_scope(ticket: Ticket, text_ticket: Ticket, identifiers: Identifier
         if value and value not in ids and any(value in text for text in texts):
             ids.append(value)
     org = ticket.organization
-    refs = [ref for ref in (str(org.id) if org and org.id is not None else "", org.name if org else "") if ref]
+    refs = [
+        ref for ref in (str(org.id) if org and org.id is not None else "", org.name if org else "") if ref
+    ]
     return {"requester_email": email, "requester_ids": ids, "organization_refs": refs}
