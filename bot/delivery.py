@@ -69,6 +69,7 @@ from formatting.cards import (
     report_messages,
     retriage_message,
 )
+from integrations.pasted import pasted_version
 from triage.models import Ticket, TicketSummary, TriageReport, Usage
 from triage.protocols import (
     ConfigError,
@@ -266,12 +267,15 @@ async def triage_ticket(
     invoker: str | None = None,
     force: bool = False,
     on_thread: OnThread | None = None,
+    ticket: Ticket | None = None,
 ) -> DeliveryResult:
     """Triage one ticket into TRIAGE_CHANNEL (see the module docstring).
 
     `on_thread` is awaited once the thread is known — ours (status "running", owned) or the existing
     one (status "running"/"exists") — so `/triage` can answer the invoker before the report is done.
     `force` (Re-run) triages again under a fresh version key and reuses the ticket's thread.
+    `ticket` is a pasted ticket (a Slack message, the /triage modal): it is not fetched, and its claim
+    version is a hash of its content (`integrations.pasted.pasted_version`).
     """
     rt = runtime_for(services)
     store = services.store
@@ -281,16 +285,17 @@ async def triage_ticket(
             ticket_id, "config_error", message="TRIAGE_CHANNEL is not set (the channel id reports go to)."
         )
 
-    try:
-        ticket = await services.engine.fetch(ticket_id)
-    except Exception as exc:
-        return _fetch_error(ticket_id, exc)
+    if ticket is None:
+        try:
+            ticket = await services.engine.fetch(ticket_id)
+        except Exception as exc:
+            return _fetch_error(ticket_id, exc)
 
     decision = await rt.access.check_delivery_channel(channel)
     if not decision.allowed:
         return DeliveryResult(ticket_id, "config_error", message=decision.reason)
 
-    version = ticket.version_key
+    version = pasted_version(ticket)
     if force:
         latest = await store.latest_run(ticket_id)
         stale_after = services.settings.run_stale_after_seconds
@@ -356,7 +361,7 @@ async def _triage_claimed(
             await run.post(
                 channel,
                 {
-                    "text": f":arrows_counterclockwise: New triage run for #{ticket_id}{who}: "
+                    "text": f":arrows_counterclockwise: New triage run for {ticket.ref}{who}: "
                     "the card above follows it."
                 },
                 thread_ts=thread_ts,
@@ -443,7 +448,7 @@ async def _run_tracked(
         final = tracker.state.model_copy(deep=True)
         final.status, final.error = "failed", message[:500]
         await updater.close(restore or final)
-        await run.post_error(channel, thread_ts, f"{what} of #{ticket.id} failed: {message}")
+        await run.post_error(channel, thread_ts, f"{what} of {ticket.ref} failed: {message}")
         await run.fail(message[:1000])
         result.status, result.message = "failed", message
         return result
@@ -458,7 +463,7 @@ async def _run_tracked(
         await run.post_error(
             channel,
             thread_ts,
-            f"The report for #{ticket.id} is ready but could not be posted in full ({slack_error(exc)}).",
+            f"The report for {ticket.ref} is ready but could not be posted in full ({slack_error(exc)}).",
         )
     final = tracker.state.model_copy(deep=True)
     final.status, final.report, final.error = "done", report, ""

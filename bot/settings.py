@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     slack_allowed_users: CsvList = Field(default_factory=list)
     slack_allowed_usergroups: CsvList = Field(default_factory=list)
     slack_allow_shared_channels: bool = False
+    slack_triage_shared_messages: bool = False  # "Triage this message" on Slack Connect messages
     slack_followup_any_reply: bool = False
     slack_update_interval_seconds: float = 1.0
 

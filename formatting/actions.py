@@ -28,3 +28,12 @@ ALL_BUTTON_ACTIONS = (
     ACTION_FEEDBACK_UP,
     ACTION_FEEDBACK_DOWN,
 )
+
+# The paste modal (`/triage` with no arguments): private_metadata = JSON {"channel": …} of the command
+VIEW_PASTE = "triage_paste_modal"
+PASTE_BLOCK = "paste_body"
+PASTE_INPUT = "paste_text"
+PASTE_TICKET_BLOCK = "paste_ticket"
+PASTE_TICKET_INPUT = "paste_ticket_id"
+
+SHORTCUT_TRIAGE_MESSAGE = "triage_message"  # the message shortcut "Triage this message" (manifest callback_id)

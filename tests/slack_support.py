@@ -307,6 +307,33 @@ class SlackHarness:
         }
         return await self.post("payload=" + quote(json.dumps(payload)), "application/x-www-form-urlencoded")
 
+    async def message_shortcut(
+        self,
+        message: dict[str, Any],
+        *,
+        user: str = "W111",
+        channel: str = "C0SUPPORT",
+        callback_id: str = "triage_message",
+        name: str | None = None,
+    ) -> Sent:
+        """A signed `message_action` payload (the shape in bolt-python's tests/scenario_tests/test_shortcut.py)."""
+        payload = {
+            "type": "message_action",
+            "token": "legacy",
+            "action_ts": str(time.time()),
+            "team": {"id": "T111", "domain": "acme"},
+            "user": {"id": user, "username": "alice", "name": "alice", "team_id": "T111"},
+            "channel": {"id": channel, "name": "support"},
+            "is_enterprise_install": False,
+            "enterprise": None,
+            "callback_id": callback_id,
+            "trigger_id": f"111.222.{uuid.uuid4().hex[:6]}",
+            "response_url": self.slack.response_url(name or f"sc-{uuid.uuid4().hex[:8]}"),
+            "message_ts": message["ts"],
+            "message": {"type": "message", "team": "T111", **message},
+        }
+        return await self.post("payload=" + quote(json.dumps(payload)), "application/x-www-form-urlencoded")
+
     async def event(
         self,
         event: dict[str, Any],

@@ -1,7 +1,8 @@
 """The Bolt listeners, one module per Slack surface, registered on the app by `register`.
 
-`guard` (access control, one middleware for every request) · `commands` (/triage) · `actions` (report
-buttons) · `views` (modal submissions) · `events` (thread follow-ups).
+`guard` (access control, one middleware for every request) · `commands` (/triage, the paste modal) ·
+`shortcuts` ("Triage this message") · `actions` (report buttons) · `views` (modal submissions) ·
+`events` (thread follow-ups). `paste` turns Slack text into a pasted ticket.
 
 Every listener acknowledges first and does nothing slow before `ack()`; the work runs in a tracked
 background task (`SlackRuntime.spawn`) so shutdown can wait for it, and triage runs are bounded by
@@ -20,6 +21,7 @@ from bot.listeners.commands import CommandListeners
 from bot.listeners.common import Deps
 from bot.listeners.events import EventListeners
 from bot.listeners.guard import access_middleware
+from bot.listeners.shortcuts import ShortcutListeners
 from bot.listeners.views import ViewListeners
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def register(app: AsyncApp, deps: Deps) -> None:
     app.middleware(access_middleware(deps))
-    for surface in (CommandListeners, ActionListeners, ViewListeners, EventListeners):
+    for surface in (CommandListeners, ShortcutListeners, ActionListeners, ViewListeners, EventListeners):
         surface(deps).register(app)
     app.error(_on_error)
 

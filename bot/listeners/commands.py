@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 
 from bot.delivery import DeliveryResult, triage_ticket
 from bot.listeners.common import COMMAND, Deps, user_of
+from bot.slack_runtime import slack_error
 from formatting.cards import ephemeral_text
 from formatting.escape import safe_mrkdwn
+from formatting.modals import paste_modal
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +31,26 @@ class TriageCommand:
     ticket_id: int | None = None
     rerun: bool = False
     help: bool = False
+    paste: bool = False  # no arguments: open the paste modal
     error: str = ""
 
 
+def parse_ticket(text: str) -> int | None:
+    """`48291`, `#48291` or a Zendesk ticket URL (Slack may wrap it in `<…>`) → 48291."""
+    ref = text.strip()
+    if ref.startswith("<") and ref.endswith(">"):
+        ref = ref[1:-1].split("|", 1)[0]
+    match = _ID_RE.match(ref) or _URL_RE.match(ref)
+    return int(match.group(1)) if match else None
+
+
 def parse_command(text: str) -> TriageCommand:
-    """`48291`, `#48291`, a Zendesk ticket URL (Slack may wrap it in `<…>`), optionally `--rerun`."""
+    """`48291`, `#48291`, a Zendesk ticket URL (Slack may wrap it in `<…>`), optionally `--rerun`;
+    nothing at all opens the paste modal."""
     tokens = (text or "").split()
-    if not tokens or tokens[0].lower() in ("help", "-h", "--help", "?"):
+    if not tokens:
+        return TriageCommand(paste=True)
+    if tokens[0].lower() in ("help", "-h", "--help", "?"):
         return TriageCommand(help=True)
     rerun = False
     refs: list[str] = []
@@ -44,13 +61,11 @@ def parse_command(text: str) -> TriageCommand:
             refs.append(token)
     if len(refs) != 1:
         return TriageCommand(error="give exactly one ticket")
-    ref = refs[0]
-    if ref.startswith("<") and ref.endswith(">"):
-        ref = ref[1:-1].split("|", 1)[0]
-    match = _ID_RE.match(ref) or _URL_RE.match(ref)
-    if not match:
+    ticket_id = parse_ticket(refs[0])
+    if ticket_id is None:
+        ref = refs[0].strip("<>").split("|", 1)[0]
         return TriageCommand(error=f"`{safe_mrkdwn(ref[:80])}` is not a ticket number or Zendesk ticket URL")
-    return TriageCommand(ticket_id=int(match.group(1)), rerun=rerun)
+    return TriageCommand(ticket_id=ticket_id, rerun=rerun)
 
 
 def help_text(channel: str) -> str:
@@ -59,6 +74,8 @@ def help_text(channel: str) -> str:
         f"*{COMMAND}* researches a Zendesk ticket and posts a triage report in {where}.\n"
         f"• `{COMMAND} 48291`, `{COMMAND} #48291` or `{COMMAND} https://acme.zendesk.com/agent/tickets/48291`\n"
         f"• `{COMMAND} 48291 --rerun` triages again even if this version of the ticket was already triaged\n"
+        f"• `{COMMAND}` alone opens a form to paste a customer's message (no Zendesk ticket needed)\n"
+        "• on any message: ⋮ → *Triage this message* (a Zendesk link in it triages that ticket)\n"
         f"• `{COMMAND} help` shows this message\n"
         "In the report: buttons for an escalation packet, a KB article draft, a reply draft, re-run "
         "and 👍/👎. "
@@ -86,6 +103,10 @@ class CommandListeners:
         if parsed.help:
             await ack(text=help_text(channel), response_type="ephemeral")
             return
+        if parsed.paste:
+            await ack()
+            await self._open_paste_modal(command, respond)
+            return
         if parsed.error or parsed.ticket_id is None:
             await ack(
                 text=usage_text(parsed.error or "that did not parse", channel), response_type="ephemeral"
@@ -93,6 +114,22 @@ class CommandListeners:
             return
         await ack()
         self.deps.rt.spawn(self._command(command, parsed, respond), name=f"slash-{parsed.ticket_id}")
+
+    async def _open_paste_modal(self, command: dict[str, Any], respond: Any) -> None:
+        """views.open at once: the trigger id expires 3 s after the command."""
+        metadata = json.dumps({"channel": str(command.get("channel_id") or "")})
+        try:
+            await self.deps.client.views_open(
+                trigger_id=command.get("trigger_id"),
+                view=paste_modal(metadata, self.deps.settings.triage_channel),
+            )
+        except SlackApiError as exc:
+            log.warning("paste modal not opened: %s", slack_error(exc))
+            await self.deps.say(
+                respond,
+                f"Could not open the form ({slack_error(exc)}). "
+                + help_text(self.deps.settings.triage_channel),
+            )
 
     async def _command(self, command: dict[str, Any], parsed: TriageCommand, respond: Any) -> None:
         ticket_id = parsed.ticket_id

@@ -2,7 +2,8 @@
 
 It runs after Bolt's signature check and before any listener:
 
-- `/triage`: the command channel must be allowed and the user allowed;
+- `/triage` and the "Triage this message" shortcut: the channel must be one `/triage` may be used in,
+  and the user allowed (Slack Connect for the shortcut: `bot.listeners.shortcuts`);
 - buttons: the message must be in a channel reports go to, and the user allowed;
 - modal submissions: the user allowed;
 - events: from a Slack Connect channel (unless SLACK_ALLOW_SHARED_CHANNELS) or, for messages and
@@ -58,9 +59,10 @@ async def refusal_for(access: AccessControl, body: dict[str, Any]) -> str | None
     """None when an interactive request may go on; otherwise the text to show the user."""
     kind = request_kind(body)
     channel = channel_of(body)
-    if access.shared_flag_refused(body):
+    # a message shortcut decides about Slack Connect itself (SLACK_TRIAGE_SHARED_MESSAGES)
+    if kind != "message_action" and access.shared_flag_refused(body):
         return SHARED_REFUSAL
-    if kind == "command" and not access.command_channel_allowed(channel):
+    if kind in ("command", "message_action") and not access.command_channel_allowed(channel):
         return CHANNEL_REFUSAL.format(channels=access.channels_hint())
     if kind == "block_actions":
         in_view = (body.get("container") or {}).get("type") == "view"

@@ -75,6 +75,8 @@ class FakeSlack(FakeServer):
     views: list[dict[str, Any]] = field(default_factory=list)
     usergroups: dict[str, list[str]] = field(default_factory=dict)
     shared_channels: set[str] = field(default_factory=set)  # Slack Connect channels
+    not_member: set[str] = field(default_factory=set)  # channels the bot is not in: posting → not_in_channel
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)  # users.info: id → user object
     fail_once: dict[str, tuple[int, int]] = field(default_factory=dict)  # method → (status, retry_after)
     errors: dict[str, str] = field(default_factory=dict)  # method → error code, every call
     ws_messages: list[dict[str, Any]] = field(default_factory=list)  # what Socket Mode clients sent us
@@ -195,6 +197,8 @@ class FakeSlack(FakeServer):
         channel = str(params.get("channel", ""))
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
+        if channel in self.not_member:
+            return {"ok": False, "error": "not_in_channel"}
         if (bad := self._check_blocks(params)) is not None:
             return bad
         ts = self._next_ts()
@@ -297,6 +301,30 @@ class FakeSlack(FakeServer):
         if group not in self.usergroups:
             return {"ok": False, "error": "no_such_subteam"}
         return {"ok": True, "users": list(self.usergroups[group])}
+
+    def _m_users_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        """users.info: `{"ok", "user": {id, team_id, name, real_name, is_bot, profile{real_name, display_name}}}`."""
+        user = self.users.get(str(params.get("user", "")))
+        if user is None:
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "user": user}
+
+    def add_user(self, user_id: str, real_name: str, display_name: str = "") -> None:
+        self.users[user_id] = {
+            "id": user_id,
+            "team_id": TEAM_ID,
+            "name": (display_name or real_name).lower().replace(" ", "."),
+            "deleted": False,
+            "real_name": real_name,
+            "is_bot": False,
+            "profile": {"real_name": real_name, "display_name": display_name},
+        }
+
+    def add_message(self, channel: str, text: str, user: str, ts: str | None = None) -> str:
+        """Seed a message someone wrote (so chat.getPermalink and threaded replies find it); returns its ts."""
+        ts = ts or self._next_ts()
+        self.messages[ts] = Message(channel, ts, text, [], None, 0, {"user": user})
+        return ts
 
     def _m_conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = str(params.get("channel", ""))
