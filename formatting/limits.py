@@ -320,6 +320,27 @@ def validate_view(view: dict[str, Any]) -> list[str]:
     return checker.errors
 
 
+def validate_home(view: dict[str, Any]) -> list[str]:
+    """Every limit violation in a Home tab view (views.publish): type "home", at most 100 blocks."""
+    checker = _Checker("view")
+    if view.get("type") != "home":
+        checker.err("/type", f"must be 'home', got {view.get('type')!r}")
+    for key in ("title", "submit", "close"):
+        if key in view:
+            checker.err(f"/{key}", "not allowed in a Home tab view")
+    checker.string(
+        view.get("private_metadata"), "/private_metadata", MODAL_PRIVATE_METADATA_MAX, required=False
+    )
+    checker.string(view.get("callback_id"), "/callback_id", CALLBACK_ID_MAX, required=False)
+    checker.string(view.get("external_id"), "/external_id", CALLBACK_ID_MAX, required=False)
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list):
+        checker.err("/blocks", "required list")
+    else:
+        checker.blocks(blocks, MODAL_BLOCKS_MAX)
+    return checker.errors
+
+
 _OUR_LINK_RE = re.compile(r"<https?://[^\s|<>]+(?:\|[^<>]*)?>")
 _BROADCAST_RE = re.compile(r"@(here|channel|everyone)", re.IGNORECASE)
 

@@ -2,7 +2,7 @@
 
 `guard` (access control, one middleware for every request) · `commands` (/triage, the paste modal) ·
 `shortcuts` ("Triage this message") · `actions` (report buttons) · `views` (modal submissions) ·
-`events` (thread follow-ups). `paste` turns Slack text into a pasted ticket.
+`events` (thread follow-ups) · `home` (the App Home tab). `paste` turns Slack text into a pasted ticket.
 
 Every listener acknowledges first and does nothing slow before `ack()`; the work runs in a tracked
 background task (`SlackRuntime.spawn`) so shutdown can wait for it, and triage runs are bounded by
@@ -21,6 +21,7 @@ from bot.listeners.commands import CommandListeners
 from bot.listeners.common import Deps
 from bot.listeners.events import EventListeners
 from bot.listeners.guard import access_middleware
+from bot.listeners.home import HomeListeners
 from bot.listeners.shortcuts import ShortcutListeners
 from bot.listeners.views import ViewListeners
 
@@ -29,7 +30,15 @@ log = logging.getLogger(__name__)
 
 def register(app: AsyncApp, deps: Deps) -> None:
     app.middleware(access_middleware(deps))
-    for surface in (CommandListeners, ShortcutListeners, ActionListeners, ViewListeners, EventListeners):
+    surfaces = (
+        CommandListeners,
+        ShortcutListeners,
+        ActionListeners,
+        ViewListeners,
+        EventListeners,
+        HomeListeners,
+    )
+    for surface in surfaces:
         surface(deps).register(app)
     app.error(_on_error)
 

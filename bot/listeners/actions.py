@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.delivery import DeliveryResult, triage_ticket
 from bot.listeners.common import Deps, Reported, channel_of, reason, record_outcome, user_of
+from bot.listeners.home import remember
 from bot.slack_runtime import permalink, post_error, post_message, slack_error
 from formatting.actions import (
     ACTION_FEEDBACK_DOWN,
@@ -235,6 +236,7 @@ class ActionListeners:
             return
 
         async def on_thread(r: DeliveryResult) -> None:
+            await remember(self.deps, user_of(body), r)
             if not r.owned:
                 where = f"<{r.thread_url}|thread>" if r.thread_url else "the thread"
                 await self.deps.say(respond, f"#{run.ticket_id} is already being triaged → {where}")

@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.delivery import DeliveryResult, triage_ticket
 from bot.listeners.common import COMMAND, Deps, user_of
+from bot.listeners.home import remember
 from bot.slack_runtime import slack_error
 from formatting.cards import ephemeral_text
 from formatting.escape import safe_mrkdwn
@@ -137,6 +138,7 @@ class CommandListeners:
         say = self.deps.say
 
         async def on_thread(r: DeliveryResult) -> None:
+            await remember(self.deps, user_of(command), r)
             where = f"<{r.thread_url}|thread>" if r.thread_url else "the thread"
             if r.owned:
                 text = f"Triaging #{ticket_id} → {where}"

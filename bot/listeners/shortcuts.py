@@ -22,6 +22,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.delivery import DeliveryResult, triage_ticket
 from bot.listeners.common import Deps, channel_of, user_of
+from bot.listeners.home import remember
 from bot.listeners.paste import triage_text, zendesk_ticket_in
 from bot.slack_runtime import permalink, slack_error
 from formatting.actions import SHORTCUT_TRIAGE_MESSAGE
@@ -132,6 +133,7 @@ class ShortcutListeners:
         post_in_source: bool,
     ) -> None:
         """Link the source message to the report: a threaded reply, or an ephemeral note to the clicker."""
+        await remember(self.deps, user, r)
         ref = ticket_ref(r.ticket_id)
         where = f"<{r.thread_url}|triage report>" if r.thread_url else "the triage channel"
         if r.owned:

@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 from bot.delivery import DeliveryResult, triage_ticket
 from bot.listeners.commands import parse_ticket
 from bot.listeners.common import Deps, input_value, reason, record_outcome, user_of
+from bot.listeners.home import remember
 from bot.listeners.paste import triage_text
 from bot.slack_runtime import post_error, post_message, slack_error
 from formatting.actions import (
@@ -88,6 +89,7 @@ class ViewListeners:
                     await deps.ephemeral(channel, user, None, {"text": message})
 
         async def on_thread(r: DeliveryResult) -> None:
+            await remember(deps, user, r)
             where = f"<{r.thread_url}|open the report thread>" if r.thread_url else "see the triage channel"
             state = (
                 "Triaging" if r.owned else "Already triaged:" if r.status != "running" else "Already running:"

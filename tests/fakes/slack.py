@@ -276,6 +276,21 @@ class FakeSlack(FakeServer):
     def _m_views_push(self, params: dict[str, Any]) -> dict[str, Any]:
         return self._open_view(params, "push")
 
+    def _m_views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+        """views.publish (Home tab): `user_id` + a `home` view; `invalid_arguments` when it breaks limits."""
+        view = params.get("view")
+        if not params.get("user_id") or not isinstance(view, dict):
+            return {"ok": False, "error": "invalid_arguments"}
+        if self.validate:
+            from formatting.limits import validate_home
+
+            problems = validate_home(view)
+            if problems:
+                return {"ok": False, "error": "invalid_arguments", "errors": problems}
+        view_id = self._next_id("V")
+        self.views.append({"op": "publish", "id": view_id, **params})
+        return {"ok": True, "view": {"id": view_id, "team_id": TEAM_ID, **view}}
+
     def _m_files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any]:
         file_id = self._next_id("F")
         return {"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
