@@ -377,7 +377,7 @@ async def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.runner import run_bot
 
-    return run_bot(settings, http=args.http, port=args.port, host=args.host)
+    return run_bot(settings, http=args.http, port=args.port, host=args.host, health_port=args.health_port)
 
 
 # ---------------------------------------------------------------- entry point
@@ -452,6 +452,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--host", default="0.0.0.0")
+    p.add_argument(
+        "--health-port",
+        type=int,
+        default=None,
+        help="Socket Mode: also serve GET /healthz and the Zendesk webhook on this port (container probes)",
+    )
     return parser
 
 

@@ -214,12 +214,21 @@ class TriageQueue:
                 continue
             if held:
                 beaten += 1
-            elif not task.done():
+            elif not task.done() and await self._taken_over(run_id, token):
                 log.info("run %s was taken over by another replica; stopping it here", run_id)
                 self.stats.superseded += 1
                 self._superseded.add(run_id)
                 task.cancel()
         return beaten
+
+    async def _taken_over(self, run_id: str, token: int) -> bool:
+        """A refused heartbeat means a takeover only if the token moved on (not: we finished the run)."""
+        try:
+            record = await self.store.get_run(run_id)
+        except Exception as exc:
+            log.warning("could not read run %s: %s", run_id, exc)
+            return False
+        return record is None or record.attempts != token
 
     async def recover(self) -> int:
         """Take over runs whose owner stopped heartbeating (crashed); returns how many were scheduled."""

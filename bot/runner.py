@@ -145,6 +145,7 @@ async def start_bot(
     port: int,
     host: str,
     services: Services | None = None,
+    health_port: int | None = None,
 ) -> RunningBot:
     """Start everything on the running loop and return at once. `services` overrides the wiring (tests)."""
     from bot.app import build_app
@@ -200,9 +201,14 @@ async def start_bot(
         else:
             from bot.socket_mode import start_socket_mode
 
-            if services.zendesk is not None:
+            if health_port is not None:
+                # no Slack route: /healthz for container probes, and the Zendesk webhook
+                bot.http_server = await _start_http(
+                    settings, services, None, queue, ticket_filter, rt.spawn, host=host, port=health_port
+                )
+            elif services.zendesk is not None:
                 log.info(
-                    "Socket Mode: the Zendesk webhook (%s) needs HTTP mode (`triagebot run --http`); "
+                    "Socket Mode: the Zendesk webhook (%s) needs an HTTP port (`--http`, or `--health-port`); "
                     "polling still runs",
                     WEBHOOK_PATH,
                 )
@@ -306,7 +312,7 @@ async def _start_http(
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (use --port)") from exc
 
 
-async def _serve(settings: Settings, *, http: bool, port: int, host: str) -> int:
+async def _serve(settings: Settings, *, http: bool, port: int, host: str, health_port: int | None) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     installed: list[signal.Signals] = []
@@ -315,7 +321,7 @@ async def _serve(settings: Settings, *, http: bool, port: int, host: str) -> int
             loop.add_signal_handler(sig, stop.set)
             installed.append(sig)
     try:
-        bot = await start_bot(settings, http=http, port=port, host=host)
+        bot = await start_bot(settings, http=http, port=port, host=host, health_port=health_port)
         try:
             await stop.wait()
             log.info("shutting down (waiting up to %.0fs for running triages)", bot.drain_timeout_s)
@@ -327,13 +333,13 @@ async def _serve(settings: Settings, *, http: bool, port: int, host: str) -> int
     return 0
 
 
-def run_bot(settings: Settings, *, http: bool, port: int, host: str) -> int:
+def run_bot(settings: Settings, *, http: bool, port: int, host: str, health_port: int | None = None) -> int:
     """Run until SIGTERM/SIGINT. Missing settings raise ConfigError (the CLI prints one line)."""
     check_settings(settings, http=http_mode(settings, http))
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         # APScheduler logs every job run at INFO; the poller logs what matters itself
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    return asyncio.run(_serve(settings, http=http, port=port, host=host))
+    return asyncio.run(_serve(settings, http=http, port=port, host=host, health_port=health_port))
 
 
 __all__ = ["POLL_JOB_ID", "PRUNE_JOB_ID", "RunningBot", "check_settings", "run_bot", "start_bot"]

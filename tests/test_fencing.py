@@ -116,3 +116,25 @@ async def test_queue_stops_a_run_another_replica_took_over_quietly(stores: tuple
     run = await b.get_run(claim.run.run_id)
     assert run is not None and run.status is RunStatus.running and run.owner == "replica-b"  # untouched
     await queue.aclose()
+
+
+async def test_queue_keeps_a_run_that_it_finished_itself(stores: tuple[SqlStore, SqlStore]) -> None:
+    """After finish_run the heartbeat is refused (the run is done), but the report is still being posted."""
+    a, _ = stores
+    finished, posted = asyncio.Event(), asyncio.Event()
+    release = asyncio.Event()
+
+    async def run(claim: Claim, trigger: str) -> None:
+        assert await a.finish_run(claim.run.run_id, _report(claim.run.run_id), token=claim.token)
+        finished.set()
+        await release.wait()  # posting the report into the thread
+        posted.set()
+
+    queue = TriageQueue(a, run, concurrency=1, stale_after_s=60, heartbeat_s=1)
+    assert await queue.submit(33, "v1", "webhook") is not None
+    await finished.wait()
+    assert await queue.heartbeat_now() == 0  # refused: done …
+    release.set()
+    await asyncio.wait_for(posted.wait(), 5)  # … but not cancelled
+    assert queue.stats.superseded == 0
+    await queue.aclose()
