@@ -27,13 +27,28 @@ if ! buildah $BUILDAH_FLAGS inspect --type image "$BASE" >/dev/null 2>&1; then
   buildah $BUILDAH_FLAGS rm "$ctr"
 fi
 
-buildah $BUILDAH_FLAGS build --isolation chroot --build-arg PYTHON_IMAGE="$BASE" \
+# Behind a TLS-intercepting proxy (EXTRA_CA_DIR holds its CA, *.crt), pip inside the build must trust
+# it too: derive a base with those certificates (they end up in the local image as well).
+EXTRA_CA_DIR=${EXTRA_CA_DIR:-/usr/local/share/ca-certificates}
+BUILD_BASE=$BASE
+if ls "$EXTRA_CA_DIR"/*.crt >/dev/null 2>&1; then
+  BUILD_BASE=localhost/triagebot-python-base:bookworm-local-ca
+  ctr=$(buildah $BUILDAH_FLAGS from "$BASE")
+  buildah $BUILDAH_FLAGS copy "$ctr" "$EXTRA_CA_DIR" /usr/local/share/ca-certificates/
+  buildah $BUILDAH_FLAGS run --isolation chroot "$ctr" -- update-ca-certificates
+  buildah $BUILDAH_FLAGS config --env PIP_CERT=/etc/ssl/certs/ca-certificates.crt "$ctr"
+  buildah $BUILDAH_FLAGS commit "$ctr" "$BUILD_BASE"
+  buildah $BUILDAH_FLAGS rm "$ctr"
+fi
+
+# --format docker: the OCI image format has no HEALTHCHECK
+buildah $BUILDAH_FLAGS build --format docker --isolation chroot --build-arg PYTHON_IMAGE="$BUILD_BASE" \
   -f deploy/Dockerfile -t localhost/triagebot:latest .
 
 # Start it (chroot isolation, host network) with an SQLite database and fake-free settings:
 # /healthz only needs the store. HTTP mode needs the Slack settings to start, not to answer probes.
 ctr=$(buildah $BUILDAH_FLAGS from localhost/triagebot:latest)
-trap 'kill $pid 2>/dev/null || true; buildah $BUILDAH_FLAGS rm "$ctr" >/dev/null' EXIT
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; buildah $BUILDAH_FLAGS rm "$ctr" >/dev/null' EXIT
 buildah $BUILDAH_FLAGS run --isolation chroot --network host \
   --env SLACK_BOT_TOKEN=xoxb-image-check --env SLACK_SIGNING_SECRET=image-check \
   --env TRIAGE_CHANNEL=C0IMAGECHECK --env DATABASE_URL=sqlite:////tmp/triagebot.db \

@@ -832,31 +832,37 @@ class SqlStore:
         """
 
         def do() -> int | None:
-            now = _now()
-            expires = now + timedelta(seconds=ttl_s)
-            with self.engine.begin() as conn:
-                result = conn.execute(
-                    update(leases)
-                    .where(leases.c.name == name, or_(leases.c.holder == holder, leases.c.expires_at < now))
-                    .values(
-                        token=case((leases.c.holder == holder, leases.c.token), else_=leases.c.token + 1),
-                        holder=holder,
-                        expires_at=expires,
-                        updated_at=now,
-                    )
-                )
-                if result.rowcount == 1:
-                    return int(conn.execute(select(leases.c.token).where(leases.c.name == name)).scalar_one())
-            try:
+            for _ in range(2):  # the second round: a concurrent first INSERT (maybe our own) won
+                now = _now()
+                expires = now + timedelta(seconds=ttl_s)
                 with self.engine.begin() as conn:
-                    conn.execute(
-                        insert(leases).values(
-                            name=name, holder=holder, token=1, expires_at=expires, updated_at=now
+                    result = conn.execute(
+                        update(leases)
+                        .where(
+                            leases.c.name == name, or_(leases.c.holder == holder, leases.c.expires_at < now)
+                        )
+                        .values(
+                            token=case((leases.c.holder == holder, leases.c.token), else_=leases.c.token + 1),
+                            holder=holder,
+                            expires_at=expires,
+                            updated_at=now,
                         )
                     )
-                return 1
-            except IntegrityError:
-                return None  # somebody else holds it
+                    if result.rowcount == 1:
+                        return int(
+                            conn.execute(select(leases.c.token).where(leases.c.name == name)).scalar_one()
+                        )
+                try:
+                    with self.engine.begin() as conn:
+                        conn.execute(
+                            insert(leases).values(
+                                name=name, holder=holder, token=1, expires_at=expires, updated_at=now
+                            )
+                        )
+                    return 1
+                except IntegrityError:
+                    continue
+            return None  # somebody else holds it
 
         return await self._call(do)
 

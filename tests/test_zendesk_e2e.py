@@ -413,6 +413,26 @@ async def test_socket_mode_bot_still_polls_zendesk(env: Env) -> None:
     assert len(report_posts(env.thread(parent), FLAGS)) == 1
 
 
+async def test_socket_mode_health_port_serves_probes_and_the_webhook(env: Env) -> None:
+    """`run --health-port P` in Socket Mode: /healthz for container probes and the webhook, no Slack route."""
+    harness = SlackHarness(
+        env.slack, env.zendesk, env.db_path, {**env.overrides, "slack_app_token": "xapp-1-test"}
+    )
+    services = harness.build_services()
+    port = free_port()
+    env.bot = await start_bot(
+        services.settings, http=False, port=0, host="127.0.0.1", services=services, health_port=port
+    )
+    assert env.bot.socket_handler is not None
+    base = f"http://127.0.0.1:{port}"
+    async with env.session.get(base + "/healthz") as resp:
+        assert resp.status == 200 and (await resp.json())["ok"] is True
+    async with env.session.post(base + "/slack/events", data=b"{}") as resp:
+        assert resp.status in (404, 405)  # Slack arrives over the WebSocket only
+    async with env.session.post(base + WEBHOOK_PATH, data=b"{}") as resp:
+        assert resp.status == 401  # the webhook is mounted and fails closed
+
+
 # ---------------------------------------------------------------- `triagebot run` without settings
 
 
