@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     # once the model spend of the UTC day reaches this, new triages are evidence-only until midnight UTC
     triage_daily_budget_usd: float = Field(default=0.0, ge=0.0)  # 0 = no budget
 
+    # --- self-monitoring in PostHog LLM analytics (off unless the project key is set)
+    posthog_analytics_api_key: SecretStr | None = None  # a project key, phc_…
+    posthog_analytics_host: str = "https://us.i.posthog.com"  # EU: https://eu.i.posthog.com
+    posthog_analytics_privacy_mode: bool = True  # no prompt or response content leaves
+
     # --- PostHog MCP and extra MCP servers
     posthog_mcp_url: str = "https://mcp.posthog.com/mcp"
     posthog_api_key: SecretStr | None = None

@@ -14,6 +14,7 @@ from integrations.anthropic_model import AnthropicModel
 from integrations.extra_mcp import ExtraMcpSource
 from integrations.github import GitHubSource
 from integrations.llm_providers import ProviderConfig
+from integrations.posthog_analytics import PostHogAnalytics
 from integrations.posthog_mcp import PostHogMcpSource
 from integrations.registries import RegistrySource
 from integrations.store import SqlStore
@@ -35,9 +36,12 @@ class Services:
     store: SqlStore
     zendesk: ZendeskTicketSource | None = None
     triage_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
+    analytics: PostHogAnalytics | None = None
 
     async def aclose(self) -> None:
         await self.engine.aclose()
+        if self.analytics is not None:
+            await self.analytics.aclose()  # flush queued events
         await self.store.close()
 
 
@@ -63,11 +67,22 @@ def provider_config(settings: Settings) -> ProviderConfig:
     )
 
 
-def build_model(settings: Settings) -> LanguageModel | None:
+def build_analytics(settings: Settings) -> PostHogAnalytics | None:
+    if not settings.posthog_analytics_api_key:
+        return None
+    return PostHogAnalytics(
+        secret(settings.posthog_analytics_api_key),
+        settings.posthog_analytics_host,
+        privacy_mode=settings.posthog_analytics_privacy_mode,
+    )
+
+
+def build_model(settings: Settings, analytics: PostHogAnalytics | None = None) -> LanguageModel | None:
     """The model on the configured provider, or None (evidence-only) when the Anthropic API has no key."""
     if not settings.model_configured:
         return None
     return AnthropicModel(
+        analytics=analytics,
         synthesis_model=settings.triage_model,
         intake_model=settings.triage_intake_model,
         provider=provider_config(settings),
@@ -156,7 +171,8 @@ def build_services(
     )
     zendesk = build_zendesk(settings)
     playbooks_dir = settings.playbooks_dir or None
-    chosen = build_model(settings) if model is _FROM_SETTINGS else model
+    analytics = build_analytics(settings)
+    chosen = build_model(settings, analytics) if model is _FROM_SETTINGS else model
     budget = settings.triage_daily_budget_usd
     engine = TriageEngine(
         tickets=zendesk if tickets is _FROM_SETTINGS else tickets,
@@ -164,6 +180,7 @@ def build_services(
         # every call's tokens, cache hits and cost go to the store (budget, `triagebot stats`)
         model=MeteredModel(chosen, store.record_model_call) if chosen is not None else None,
         budget=DailyBudget(budget, store.model_cost_since) if budget > 0 else None,
+        observer=analytics.triage_finished if analytics is not None else None,
         playbooks=load_playbooks(playbooks_dir),
         sdk_catalogue=load_sdk_catalogue(playbooks_dir),
         vocabulary=load_vocabulary(playbooks_dir),
@@ -176,6 +193,7 @@ def build_services(
         store=store,
         zendesk=zendesk,
         triage_slots=asyncio.Semaphore(max(1, settings.triage_concurrency)),
+        analytics=analytics,
     )
 
 

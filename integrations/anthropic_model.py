@@ -190,7 +190,7 @@ class AnthropicModel:
         provider: ProviderConfig | None = None,
         structured_output: bool = True,
         prompt_caching: bool = True,
-        posthog_client: Any | None = None,
+        analytics: Any | None = None,  # integrations.posthog_analytics.PostHogAnalytics
     ) -> None:
         self.provider = provider or ProviderConfig(
             "anthropic", api_key=api_key, base_url=base_url, max_retries=max_retries, timeout_s=timeout_s
@@ -199,8 +199,9 @@ class AnthropicModel:
         self.intake_model = intake_model
         self.structured_output = structured_output
         self.prompt_caching = prompt_caching
+        self.analytics = analytics
         try:
-            self._client = build_client(self.provider, posthog_client)
+            self._client = build_client(self.provider, analytics.client if analytics is not None else None)
         except ConfigError as exc:
             raise LanguageModelError(str(exc)) from exc
 
@@ -268,6 +269,8 @@ class AnthropicModel:
         }
         if self.structured_output:
             kwargs["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+        if self.analytics is not None:  # the posthog.ai wrapper's trace id and properties for this call
+            kwargs.update(self.analytics.call_kwargs())
         if system:
             kwargs["system"] = system
         try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from triage import drafts, followup
 from triage.intake import refine_intake, rule_intake
-from triage.metering import DailyBudget, PausedModel, run_context
+from triage.metering import DailyBudget, PausedModel, annotate, run_context
 from triage.models import (
     EscalationPacket,
     Evidence,
@@ -54,6 +54,7 @@ from triage.synthesis import build_report
 log = logging.getLogger(__name__)
 
 AuditSink = Callable[[list[AuditEntry]], Awaitable[None]]
+RunObserver = Callable[[TriageReport], Awaitable[None]]  # told about every finished report (analytics)
 
 MAX_FOLLOWUP_TASKS = 3
 
@@ -71,6 +72,17 @@ def _ms(since: float) -> int:
     return int((time.perf_counter() - since) * 1000)
 
 
+def _report_props(report: TriageReport) -> dict[str, object]:
+    """Ids and enums of a report for analytics (never its text)."""
+    return {
+        "ticket_id": report.ticket.id,
+        "area": report.product_area,
+        "playbook": report.intake.playbook_id,
+        "mode": report.mode.value,
+        "grade": report.confidence.value if report.confidence else "none",
+    }
+
+
 class TriageEngine:
     def __init__(
         self,
@@ -84,6 +96,7 @@ class TriageEngine:
         vocabulary: Vocabulary | None = None,
         audit: AuditSink | None = None,
         budget: DailyBudget | None = None,
+        observer: RunObserver | None = None,
     ) -> None:
         self.tickets = tickets
         self.sources = list(sources)
@@ -95,6 +108,7 @@ class TriageEngine:
         self.vocabulary = vocabulary or bundled_vocabulary()
         self.audit = audit
         self.budget = budget
+        self.observer = observer
         self.redactor = Redactor(emails=self.config.redact_emails, phones=self.config.redact_phones)
         self._started = False
 
@@ -182,8 +196,14 @@ class TriageEngine:
         self, ticket: Ticket, *, run_id: str = "", progress: ProgressCallback | None = None
     ) -> TriageReport:
         run_id = run_id or uuid.uuid4().hex
-        with run_context(run_id, "triage"):
-            return await self._triage(ticket, run_id, progress)
+        with run_context(run_id, "triage", ticket_id=ticket.id):
+            report = await self._triage(ticket, run_id, progress)
+        if self.observer is not None:
+            try:
+                await self.observer(report)
+            except Exception:
+                log.warning("run observer failed for run %s", run_id)
+        return report
 
     async def _triage(self, ticket: Ticket, run_id: str, progress: ProgressCallback | None) -> TriageReport:
         t_total = time.perf_counter()
@@ -201,6 +221,9 @@ class TriageEngine:
         intake = intake.model_copy(update=requester_scope(ticket, clean, intake.identifiers))
         playbook = self.playbooks.get(intake.playbook_id) or playbook_for_area(
             self.playbooks, intake.product_area
+        )
+        annotate(
+            area=intake.product_area, playbook=playbook.id, mode="llm" if self.model else "evidence_only"
         )
         intake_ms = _ms(t0)
 
@@ -289,15 +312,15 @@ class TriageEngine:
 
     async def escalation_packet(self, report: TriageReport, ticket: Ticket | None = None) -> EscalationPacket:
         clean = self.redactor.redact_ticket(ticket) if ticket else None
-        with run_context(report.run_id, "packet"):
+        with run_context(report.run_id, "packet", **_report_props(report)):
             return await drafts.escalation_packet(report, clean, await self._active_model())
 
     async def kb_article(self, report: TriageReport) -> KbArticle:
-        with run_context(report.run_id, "kb"):
+        with run_context(report.run_id, "kb", **_report_props(report)):
             return await drafts.kb_article(report, await self._active_model())
 
     async def reply_draft(self, report: TriageReport) -> ReplyDraft:
-        with run_context(report.run_id, "reply"):
+        with run_context(report.run_id, "reply", **_report_props(report)):
             return await drafts.reply_draft(report, await self._active_model())
 
     async def follow_up(
@@ -307,7 +330,7 @@ class TriageEngine:
         extra: list[Evidence] = []
         if followup.wants_more_research(question):
             extra = await self._extra_research(report)
-        with run_context(report.run_id, "followup"):
+        with run_context(report.run_id, "followup", **_report_props(report)):
             return await followup.answer_follow_up(
                 report,
                 question,

@@ -35,20 +35,28 @@ T = TypeVar("T", bound=BaseModel)
 class CallContext:
     run_id: str = ""
     kind: str = ""  # triage | packet | kb | reply | followup | eval
+    # ids and enums only (ticket id, area, playbook, mode): analytics attaches them to each model call
+    properties: dict[str, object] = field(default_factory=dict)
 
 
 _context: ContextVar[CallContext | None] = ContextVar("triage_model_call_context", default=None)
 
 
 @contextlib.contextmanager
-def run_context(run_id: str, kind: str) -> Iterator[CallContext]:
-    """Model calls made inside belong to `run_id` / `kind`."""
-    ctx = CallContext(run_id=run_id, kind=kind)
+def run_context(run_id: str, kind: str, **properties: object) -> Iterator[CallContext]:
+    """Model calls made inside belong to `run_id` / `kind` (with `properties` for analytics)."""
+    ctx = CallContext(run_id=run_id, kind=kind, properties=dict(properties))
     token = _context.set(ctx)
     try:
         yield ctx
     finally:
         _context.reset(token)
+
+
+def annotate(**properties: object) -> None:
+    """Add properties to the current run context (e.g. the product area once intake has chosen it)."""
+    ctx = current_context()
+    _context.set(CallContext(ctx.run_id, ctx.kind, {**ctx.properties, **properties}))
 
 
 def current_context() -> CallContext:

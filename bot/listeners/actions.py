@@ -16,7 +16,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from bot.delivery import DeliveryResult, triage_ticket
-from bot.listeners.common import Deps, Reported, channel_of, reason, record_outcome, user_of
+from bot.listeners.common import Deps, Reported, channel_of, reason, record_feedback, record_outcome, user_of
 from bot.listeners.home import remember
 from bot.slack_runtime import permalink, post_error, post_message, slack_error
 from formatting.actions import (
@@ -256,8 +256,8 @@ class ActionListeners:
         self, run: RunRecord, body: dict[str, Any], action: dict[str, Any], respond: Any
     ) -> None:
         up = action.get("action_id") == ACTION_FEEDBACK_UP
-        await self.deps.store.add_feedback(
-            Feedback(run_id=run.run_id, user_id=user_of(body), vote="up" if up else "down")
+        await record_feedback(
+            self.deps, Feedback(run_id=run.run_id, user_id=user_of(body), vote="up" if up else "down")
         )
         if up:
             await self.deps.say(respond, "Thanks — glad it helped. 👍")

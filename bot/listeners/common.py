@@ -14,7 +14,7 @@ from bot.slack_runtime import SlackRuntime, slack_error
 if TYPE_CHECKING:
     from bot.settings import Settings
     from bot.wiring import Services
-    from triage.store import Store
+    from triage.store import Feedback, Store
 
 log = logging.getLogger(__name__)
 
@@ -97,5 +97,14 @@ async def record_outcome(deps: Deps, run_id: str, outcome: str, user_id: str) ->
     """A draft outcome for `triagebot stats` and analytics; never fails the click that caused it."""
     try:
         await deps.services.store.record_outcome(run_id, outcome, user_id)
+        if deps.services.analytics is not None:
+            deps.services.analytics.outcome(run_id, outcome)
     except Exception:
         log.warning("could not record draft outcome %s for run %s", outcome, run_id)
+
+
+async def record_feedback(deps: Deps, feedback: Feedback) -> None:
+    """👍/👎 (and the "what was wrong?" text) in the store, and to analytics when it is on."""
+    await deps.store.add_feedback(feedback)
+    if deps.services.analytics is not None:
+        deps.services.analytics.feedback(feedback.run_id, feedback.vote, feedback.comment)

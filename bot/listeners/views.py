@@ -188,7 +188,10 @@ class ViewListeners:
         store = self.deps.store
         if not run_id or await store.get_run(run_id) is None:
             return
+        # the vote went out with the click; the comment goes to analytics as "what was wrong?"
         await store.add_feedback(Feedback(run_id=run_id, user_id=user, vote="down", comment=comment[:3000]))
+        if self.deps.services.analytics is not None:
+            self.deps.services.analytics.feedback(run_id, "", comment)
 
 
 def copy_message(ticket_id: int, text: str) -> dict[str, Any]:
