@@ -1,7 +1,7 @@
 """`triagebot` — the command line.
 
 demo · triage TICKET | triage - | triage --file PATH · render REPORT.json · schema report · check ·
-db upgrade|status · stats [--days N] · run [--http --port P]
+db upgrade|status · stats [--days N] · eval [CASES_DIR] · run [--http --port P]
 
 `--format json` prints one JSON object for one report and one JSON array for several; `render` reads
 either (and JSON Lines).
@@ -374,6 +374,27 @@ async def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.evals import EvalError, compare, load_baseline, load_cases, render_json, render_text, run_eval
+
+    try:
+        cases = load_cases(args.cases)
+        baseline = load_baseline(args.baseline) if args.baseline else None
+    except EvalError as exc:
+        raise UsageError(str(exc)) from exc
+    run = await run_eval(
+        settings,
+        cases,
+        model=args.model,
+        sources=args.sources,
+        judge=args.judge,
+        progress=not args.quiet and args.format == "text",
+    )
+    diff = compare(run, baseline) if baseline is not None else None
+    print(render_json(run, diff) if args.format == "json" else render_text(run, diff))
+    return EXIT_FAIL if diff and diff["regressions"] else 0
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.runner import run_bot
 
@@ -446,6 +467,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=7, help="how many UTC days back, today included (default 7)")
     p.add_argument("--format", choices=("text", "json"), default="text")
 
+    p = sub.add_parser("eval", help="run the pipeline over golden cases and score it (offline by default)")
+    p.add_argument("cases", nargs="?", help="a folder of golden case JSON files (default: the bundled set)")
+    p.add_argument("--judge", action="store_true", help="also grade each root cause with the LLM judge")
+    p.add_argument("--baseline", help="an earlier `eval --format json` result: show regressions/improvements")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--model",
+        choices=("recorded", "live"),
+        default="recorded",
+        help="recorded answers or the configured model",
+    )
+    p.add_argument(
+        "--sources",
+        choices=("recorded", "live"),
+        default="recorded",
+        help="recorded answers or the configured sources",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
     p = sub.add_parser("run", help="run the Slack bot (Socket Mode if SLACK_APP_TOKEN is set, else --http)")
     p.add_argument(
         "--http", action="store_true", help="serve HTTP: /slack/events, /zendesk/webhook, /healthz"
@@ -500,9 +540,13 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args, settings)
         if args.command == "db":
             return cmd_db(args, settings)
-        handler = {"demo": cmd_demo, "triage": cmd_triage, "check": cmd_check, "stats": cmd_stats}[
-            args.command
-        ]
+        handler = {
+            "demo": cmd_demo,
+            "triage": cmd_triage,
+            "check": cmd_check,
+            "stats": cmd_stats,
+            "eval": cmd_eval,
+        }[args.command]
         return asyncio.run(handler(args, settings))
     except UsageError as exc:
         print(f"triagebot: {exc}", file=sys.stderr)

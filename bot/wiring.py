@@ -229,11 +229,21 @@ def _recorded(name: str) -> dict[str, Any]:
     return data
 
 
-def replay_sources(timeout_s: float = 15.0) -> list[ResearchSource]:
+def replay_sources(
+    timeout_s: float = 15.0, recordings: dict[str, dict[str, Any]] | None = None
+) -> list[ResearchSource]:
     """The recorded source answers, served through the real adapters: PostHog MCP in-process over the
-    MCP protocol, GitHub and the registries through an httpx transport. No network."""
+    MCP protocol, GitHub and the registries through an httpx transport. No network.
+
+    `recordings` (`posthog_mcp`, `github`, `registries`) replaces the bundled demo recordings (golden cases).
+    """
     from integrations.http_replay import replay_transport
     from integrations.posthog_mcp_replay import build_posthog_like_server
+
+    rec = recordings or {}
+
+    def recorded(kind: str, name: str) -> dict[str, Any]:
+        return rec[kind] if kind in rec else _recorded(name)
 
     return [
         PostHogMcpSource(
@@ -241,18 +251,18 @@ def replay_sources(timeout_s: float = 15.0) -> list[ResearchSource]:
             "phx_demo",
             timeout_s=timeout_s,
             project_id="84512",  # the recorded demo project
-            server=build_posthog_like_server(_recorded("posthog_mcp.json")),
+            server=build_posthog_like_server(recorded("posthog_mcp", "posthog_mcp.json")),
         ),
         GitHubSource(
             "https://api.github.com",
             "",
-            transport=replay_transport(_recorded("github.json")),
+            transport=replay_transport(recorded("github", "github.json")),
             timeout_s=timeout_s,
         ),
         RegistrySource(
             "https://registry.npmjs.org",
             "https://pypi.org",
-            transport=replay_transport(_recorded("registries.json")),
+            transport=replay_transport(recorded("registries", "registries.json")),
             timeout_s=timeout_s,
         ),
     ]
