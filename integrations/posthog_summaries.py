@@ -305,6 +305,45 @@ def event_counts(inp: SummaryInput) -> Digest:
     return Digest(summary, data)
 
 
+def replay_signals(inp: SummaryInput) -> Digest:
+    """The replay diagnostic properties on the requester's events (products/replay/skills/…/diagnostic-signals.md).
+
+    Missing values mean "unknown" (older SDKs do not send every property), never "false".
+    """
+    inp.decoded.require_columns("recording_status", "start_reason", "script_not_loaded", "events")
+    rows = _rows(inp.result)
+    if not rows:
+        return Digest("No events from the requester in the last 7 days", status=EvidenceStatus.empty)
+    statuses: dict[str, int] = {}
+    reasons: dict[str, int] = {}
+    not_loaded = 0
+    for row in rows:
+        count = row.get("events")
+        if not isinstance(count, int):
+            raise Unparseable("events is not a count")
+        status = str(row.get("recording_status") or "unknown")
+        statuses[status] = statuses.get(status, 0) + count
+        if row.get("start_reason"):
+            reasons[str(row["start_reason"])] = reasons.get(str(row["start_reason"]), 0) + count
+        if row.get("script_not_loaded") in (True, "True", "true", 1):  # str(True) in the SQL table
+            not_loaded += count
+    parts = [
+        "$recording_status "
+        + ", ".join(f"{k} ×{_n(v)}" for k, v in sorted(statuses.items(), key=lambda kv: -kv[1]))
+    ]
+    if reasons:
+        parts.append(
+            "start reason "
+            + ", ".join(f"{k} ×{_n(v)}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]))
+        )
+    if not_loaded:
+        parts.append(f"recorder script not loaded on {_n(not_loaded)} events (ad blocker or CSP)")
+    return Digest(
+        "Replay signals on the requester's events: " + "; ".join(parts),
+        {"recording_status": statuses, "start_reason": reasons, "script_not_loaded_events": not_loaded},
+    )
+
+
 # ---------------------------------------------------------------- error tracking
 
 
@@ -619,6 +658,7 @@ SUMMARISERS: dict[str, Summariser] = {
     "person": person,
     "sdk_versions": sdk_versions,
     "event_counts": event_counts,
+    "replay_signals": replay_signals,
     "error_issues": error_issues,
     "error_issue": error_issue,
     "error_events": error_events,

@@ -21,6 +21,7 @@ VALUES: dict[str, tuple[str | None, str | None]] = {  # capability → (identifi
     "sdk_versions": (None, None),
     "sdk_versions_for_person": ("requester_ids", "user_8f3a2c"),
     "event_counts": ("event_names", "order_placed"),
+    "replay_signals": ("requester_ids", "0193a4c0-aa11-7b22-8c33-d44e55f66a77"),
     "error_issues": ("error_messages", "TypeError"),
     "error_by_fingerprint": ("fingerprints", "a1b2c3d4e5f60718293a4b5c6d7e8f90"),
     "error_events": ("fingerprints", "a1b2c3d4e5f60718293a4b5c6d7e8f90"),

@@ -331,9 +331,13 @@ async def test_recordings_for_the_requester_and_a_linked_session(inproc: PostHog
     intake = Intake(
         identifiers=Identifiers(urls=[f"https://us.posthog.com/project/84512/replay/{SESSION}?t=12"]),
         requester_email="ops@shopfront.example",
+        requester_ids=["0193a4c0-aa11-7b22-8c33-d44e55f66a77"],
         symptom_keywords=["blank", "recordings", "csp"],
     )
     evidence = await run_all(inproc, intake, bundled_playbooks()["session_replay"])
+    signals = evidence["posthog_mcp:replay_signals:0193a4c0-aa11-7b22-8c33-d44e55f66a77"]
+    assert "$recording_status active ×388, buffering ×24" in signals.summary
+    assert "recorder script not loaded on 24 events (ad blocker or CSP)" in signals.summary
     mine = evidence["posthog_mcp:recordings_for_email:requester"]
     assert mine.summary.startswith("2 recording(s) in the last 7 days; console errors in 2")
     assert mine.subject == "person:requester"
