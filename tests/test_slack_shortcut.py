@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from formatting.actions import (
     ACTION_RERUN,
@@ -14,6 +15,7 @@ from formatting.actions import (
     PASTE_INPUT,
     PASTE_TICKET_BLOCK,
     PASTE_TICKET_INPUT,
+    SHORTCUT_TRIAGE_MESSAGE,
     VIEW_PASTE,
 )
 from formatting.limits import validate_view
@@ -188,3 +190,19 @@ async def test_bare_triage_opens_the_paste_modal_and_its_submission_triages_the_
     run = await h.svc.store.latest_run(48302)
     assert run is not None and run.status == RunStatus.done
     assert "#48302" in json.dumps([v for v in h.slack.views if v["op"] == "update"][-1]["view"])
+
+
+def test_the_manifest_declares_the_shortcut_the_home_tab_and_their_scopes() -> None:
+    manifest = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "deploy" / "slack-manifest.yaml").read_text()
+    )
+    features = manifest["features"]
+    (shortcut,) = [s for s in features["shortcuts"] if s["callback_id"] == SHORTCUT_TRIAGE_MESSAGE]
+    assert (
+        shortcut["type"] == "message" and len(shortcut["name"]) <= 24 and len(shortcut["description"]) <= 150
+    )
+    assert features["app_home"]["home_tab_enabled"] is True
+    assert "app_home_opened" in manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert {"users:read", "channels:read", "groups:read", "commands"} <= set(
+        manifest["oauth_config"]["scopes"]["bot"]
+    )
