@@ -16,11 +16,11 @@ The recording (`integrations/recorded/anthropic_messages.json`):
     ]}
 
 Evidence ids differ from run to run as research plans change, so a recorded answer cites evidence by
-a fragment of the row instead of its number: `{{E:posthog-js#1534}}` becomes the id of the first
-evidence row in the request (`[E9] …` and the lines under it) that contains `posthog-js#1534`, the way
-the model reads the table it was given. A fragment that matches no row becomes `E0`, an id no report
-has, so grading drops the claim — a recording that no longer fits the research shows up as a weaker
-report (and a failing test), never as a wrong citation.
+the start of the row's title instead of its number: `{{E:PostHog/posthog-js#1534}}` becomes the id of
+the first evidence row in the request whose title starts with `PostHog/posthog-js#1534`, the way the
+model reads the table it was given. A fragment that starts no title becomes `E0`, an id no report has,
+so grading drops the claim: a recording that no longer fits the research shows up as a weaker report
+(and a failing test) instead of a citation of some other row.
 
 A request no route answers gets the API's 404 error body (`not_found_error`); the adapter turns it
 into `LanguageModelError`, and the pipeline degrades as it does for any model failure.
@@ -64,25 +64,32 @@ def _schema_title(body: dict[str, Any]) -> str:
     return match.group(1) if match else ""
 
 
-def evidence_rows(prompt: str) -> list[tuple[str, str]]:
-    """(id, text) of every `[E…]` row in a prompt: the header line and the lines under it."""
+def evidence_titles(prompt: str) -> list[tuple[str, str]]:
+    """(id, title) of every `[E…]` row in a prompt, in either table format the prompts use:
+    the synthesis/follow-up table (`[E3] source=… tool=…` then a `title: …` line) or the drafting digest
+    (`[E3] posthog_mcp [internal ]Title: summary url`, where the title is read up to the summary)."""
     starts = list(_ROW_START.finditer(prompt))
     rows = []
     for i, match in enumerate(starts):
         end = starts[i + 1].start() if i + 1 < len(starts) else len(prompt)
-        block = prompt[match.start() : end].split("\n\n", 1)[0]
-        rows.append((match.group(1), block))
+        lines = prompt[match.end() : end].split("\n\n", 1)[0].splitlines()
+        title = next((line[len("title: ") :] for line in lines[1:] if line.startswith("title: ")), None)
+        if title is None:  # the drafting digest: "<source> [internal ]<title>: <summary>"
+            rest = lines[0].strip() if lines else ""
+            rest = rest.split(" ", 1)[1] if " " in rest else ""
+            title = rest.removeprefix("internal ")
+        rows.append((match.group(1), title))
     return rows
 
 
 def resolve_citations(text: str, prompt: str) -> str:
-    """Replace each `{{E:fragment}}` with the id of the first evidence row containing the fragment."""
-    rows = evidence_rows(prompt)
+    """Replace each `{{E:fragment}}` with the id of the first evidence row whose TITLE starts with the fragment."""
+    rows = evidence_titles(prompt)
 
     def find(match: re.Match[str]) -> str:
         fragment = match.group(1).strip().lower()
-        for eid, block in rows:
-            if fragment in block.lower():
+        for eid, title in rows:
+            if title.lower().startswith(fragment):
                 return eid
         return "E0"
 

@@ -63,8 +63,10 @@ def test_citations_resolve_against_the_requests_evidence_table() -> None:
         "<evidence>\n[E1] source=posthog_mcp tool=x status=ok\ntitle: Flag definition: f\n\n"
         "[E2] source=github tool=search_issues status=ok\ntitle: PostHog/posthog-js#1534 broken\n</evidence>"
     )
-    text = "see {{E:posthog-js#1534}} and {{E:flag definition}}; {{E:nothing like this}}"
-    assert resolve_citations(text, prompt) == "see E2 and E1; E0"
+    text = "see {{E:PostHog/posthog-js#1534}} and {{E:flag definition}}; {{E:broken}} {{E:nothing like this}}"
+    assert resolve_citations(text, prompt) == "see E2 and E1; E0 E0"  # a title's start, never its middle
+    digest = "<evidence>\n[E7] posthog_mcp internal Flag definition: f is on\n[E8] github PostHog/posthog-js#1534 x: y\n"
+    assert resolve_citations(text, digest) == "see E8 and E7; E0 E0"
 
 
 async def test_a_request_without_a_recording_is_a_model_error() -> None:
@@ -91,6 +93,8 @@ def test_demo_gives_confirmed_likely_and_suspected_on_recorded_answers(
     reports = {r.ticket.id: r for r in (TriageReport.model_validate(item) for item in json.loads(out))}
     assert all(r.mode is ReportMode.llm for r in reports.values())
     assert all(r.usage.calls >= 2 and r.usage.cost_usd > 0 for r in reports.values())
+    # every recorded citation still names a row of today's research (else: re-record, see the module doc)
+    assert [n for r in reports.values() for n in r.grading_notes if "E0" in n] == []
 
     # confirmed from first-party data: the root cause cites an ok first-party PostHog row
     flags = reports[48291]
