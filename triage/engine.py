@@ -47,7 +47,7 @@ from triage.protocols import (
 )
 from triage.redaction import Redactor
 from triage.requester import requester_scope
-from triage.research import emit, run_research, summarize_sources
+from triage.research import emit, new_tasks, run_research, summarize_sources
 from triage.store import AuditEntry
 from triage.synthesis import build_report
 
@@ -210,39 +210,62 @@ class TriageEngine:
         await self.start()
         model = await self._active_model()
 
-        # intake: redact first; identifiers come from the redacted ticket (secrets never travel on)
+        # intake layer 1: redact first; identifiers come from the redacted ticket (secrets never travel on)
         t0 = time.perf_counter()
         await emit(progress, ProgressEvent(kind="phase", phase="intake"))
         clean = self.redactor.redact_ticket(ticket)
         base = rule_intake(
             clean, self.playbooks, self.sdk_catalogue, unredacted=ticket, vocabulary=self.vocabulary
         )
-        intake, intake_usage = await refine_intake(model, clean, base, self.playbooks)
-        intake = intake.model_copy(update=requester_scope(ticket, clean, intake.identifiers))
-        playbook = self.playbooks.get(intake.playbook_id) or playbook_for_area(
-            self.playbooks, intake.product_area
+        base = base.model_copy(update=requester_scope(ticket, clean, base.identifiers))
+        refining = asyncio.create_task(refine_intake(model, clean, base, self.playbooks))
+
+        # research wave 1: everything the rules plan, at once, while the intake model runs
+        t_research = time.perf_counter()
+        wave1, plan_failures = self._plan(base, self._playbook_of(base))
+        await emit(progress, ProgressEvent(kind="phase", phase="research", total=len(wave1)))
+        running = asyncio.create_task(
+            run_research(
+                wave1,
+                self.sources_by_name,
+                deadline_s=self.config.research_deadline_s,
+                task_timeout_s=self.config.task_timeout_s,
+                progress=progress,
+            )
         )
+        try:
+            intake, intake_usage = await refining
+        except BaseException:
+            running.cancel()
+            raise
+        intake = intake.model_copy(update=requester_scope(ticket, clean, intake.identifiers))
+        playbook = self._playbook_of(intake)
         annotate(
             area=intake.product_area, playbook=playbook.id, mode="llm" if self.model else "evidence_only"
         )
         intake_ms = _ms(t0)
 
-        # research: every task at once
-        t0 = time.perf_counter()
-        tasks, plan_failures = self._plan(intake, playbook)
-        await emit(progress, ProgressEvent(kind="phase", phase="research", total=len(tasks)))
-        evidence = await run_research(
-            tasks,
-            self.sources_by_name,
-            deadline_s=self.config.research_deadline_s,
-            task_timeout_s=self.config.task_timeout_s,
-            progress=progress,
-        )
-        if plan_failures:
-            start = len(evidence) + 1
-            evidence += [e.model_copy(update={"id": f"E{start + i}"}) for i, e in enumerate(plan_failures)]
-        sources = summarize_sources(tasks, evidence)
-        research_ms = _ms(t0)
+        # wave 2: what the model's answer adds (its English search queries, a corrected area's checks)
+        wave2: list[ResearchTask] = []
+        if intake.refined_by_model:
+            planned, failures = self._plan(intake, playbook)
+            wave2 = new_tasks(wave1, planned)
+            failed = {e.source for e in plan_failures}
+            plan_failures += [e for e in failures if e.source not in failed]
+        second: list[Evidence] = []
+        if wave2:
+            remaining = self.config.research_deadline_s - (time.perf_counter() - t_research)
+            second = await run_research(
+                wave2,
+                self.sources_by_name,
+                deadline_s=max(0.5, remaining),
+                task_timeout_s=self.config.task_timeout_s,
+                progress=progress,
+            )
+        evidence = [*await running, *second, *plan_failures]
+        evidence = [e.model_copy(update={"id": f"E{i}"}) for i, e in enumerate(evidence, start=1)]
+        sources = summarize_sources([*wave1, *wave2], evidence)
+        research_ms = _ms(t_research)
 
         # synthesis + grading (evidence-only without a model)
         t0 = time.perf_counter()
@@ -339,11 +362,14 @@ class TriageEngine:
                 extra_evidence=extra,
             )
 
+    def _playbook_of(self, intake: Intake) -> Playbook:
+        return self.playbooks.get(intake.playbook_id) or playbook_for_area(
+            self.playbooks, intake.product_area
+        )
+
     async def _extra_research(self, report: TriageReport) -> list[Evidence]:
         """A few fresh read-only calls from the same plan (first-party data first) for a follow-up."""
-        playbook = self.playbooks.get(report.intake.playbook_id) or playbook_for_area(
-            self.playbooks, report.product_area
-        )
+        playbook = self._playbook_of(report.intake)
         tasks, _ = self._plan(report.intake, playbook)
         tasks.sort(key=lambda t: not t.first_party)
         chosen = tasks[:MAX_FOLLOWUP_TASKS]

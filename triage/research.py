@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import time
 from collections.abc import Mapping, Sequence
 
@@ -197,6 +198,29 @@ async def run_research(
                 rows = handle.result()
         results.extend(rows)
     return [row.model_copy(update={"id": f"E{i}"}) for i, row in enumerate(results, start=1)]
+
+
+def _signature(task: ResearchTask) -> tuple[str, str, str]:
+    return (task.source, task.tool, json.dumps(task.arguments, sort_keys=True, default=str))
+
+
+def new_tasks(done: Sequence[ResearchTask], planned: Sequence[ResearchTask]) -> list[ResearchTask]:
+    """The planned tasks not already run (same source, tool and arguments), with keys unique across both:
+    research wave 2 is what the refined intake adds to the rules' wave 1."""
+    seen = {_signature(t) for t in done}
+    keys = {t.key for t in done}
+    out: list[ResearchTask] = []
+    for task in planned:
+        signature = _signature(task)
+        if signature in seen:
+            continue
+        seen.add(signature)
+        key, n = task.key, 2
+        while key in keys:
+            key, n = f"{task.key}#{n}", n + 1
+        keys.add(key)
+        out.append(task if key == task.key else task.model_copy(update={"key": key}))
+    return out
 
 
 def summarize_sources(tasks: Sequence[ResearchTask], evidence: Sequence[Evidence]) -> list[SourceStatus]:
