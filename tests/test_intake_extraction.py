@@ -58,11 +58,24 @@ posthog.request.APIError: [PostHog] Unauthorized (401)
         ),
         ("our console says posthog.init is not a function when we load", "posthog.init is not a function"),
         ("Since Monday we see Failed to fetch when we call flags", "Failed to fetch"),
+        (
+            "we only see 'Primitive value captured as exception' in the list",
+            "Primitive value captured as exception",
+        ),
+        (
+            'the billing page says "The billing limit you set is below your current usage", which is wrong',
+            "The billing limit you set is below your current usage",
+        ),
     ],
 )
 def test_error_messages_in_real_formats(text: str, expected: str) -> None:
     errors = extract_identifiers(text).error_messages
     assert any(expected in e for e in errors), errors
+
+
+def test_apostrophes_and_plain_quotes_are_not_error_messages() -> None:
+    text = "We can't see what's wrong. Our 'new dashboard' shows \"Revenue\" fine, isn't that odd?"
+    assert extract_identifiers(text).error_messages == []
 
 
 def test_traceback_last_line_even_without_error_suffix() -> None:

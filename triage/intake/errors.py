@@ -36,7 +36,13 @@ _JSON_MESSAGE = re.compile(
 _TS_PROPERTY = re.compile(r"Property '[^'\n]{1,80}' does not exist on type '[^'\n]{1,120}'")
 _TS_CODE = re.compile(r"\bTS\d{4}:[ \t]+([^\n]{3,300})")
 _TRACEBACK_END = re.compile(r"([A-Za-z_][\w.]{0,120})(?::[ \t]*([^\n]{0,300}))?")
-_ERROR_QUOTED = re.compile(r"[\"“`]([^\"”`\n]{3,400})[\"”`]")
+_ERROR_QUOTED = re.compile(r"[\"“`]([^\"”`\n]{3,400})[\"”`]|(?<![\w'])'([^'\n]{3,200})'(?![\w'])")
+# a quoted sentence right after a verb of saying is the message the customer saw, error word or not
+_SAID = re.compile(
+    r"\b(?:says?|said|saying|shows?|showing|displays?|message|warning|reads?|get|gets|getting|see|seeing)"
+    r"[ \t]*:?[ \t]*\Z",
+    re.IGNORECASE,
+)
 _ERROR_QUOTED_WORD = re.compile(
     r"\b(?:error|exception|failed|failure|cannot|unable|denied|refused|invalid|unauthorized|forbidden"
     r"|timed out|timeout)\b",
@@ -46,6 +52,7 @@ _ERROR_ANCHORS = word_list(
     "error|exception|failed|failure|cannot|unable|denied|refused|invalid|unauthorized|forbidden|"
     "timed out|timeout"
 )
+_SAYING = word_list("says|said|saying|shows|showing|displays|message|warning|reads|get|getting|see|seeing")
 _HTTP_ERROR = re.compile(
     r"\b([45]\d\d)[ \t]+(Bad Request|Unauthorized|Forbidden|Not Found|Method Not Allowed|Conflict"
     r"|Payload Too Large|Content Too Large|Too Many Requests|Internal Server Error|Bad Gateway"
@@ -149,10 +156,15 @@ def extract_errors(text: str, low: str, error_phrases: Sequence[str] = ()) -> li
         if " " in value.strip() and any(c.isalpha() for c in value):
             found.append((m.start(1), _trim(value)))
     found += _phrase_messages(text, low, error_phrases)
-    for m in matches_near(_ERROR_QUOTED, text, anchors(low, _ERROR_ANCHORS, word_start=False), 402, 402):
-        value = m.group(1).strip()
-        if len(value) <= MAX_MESSAGE and _ERROR_QUOTED_WORD.search(value):
-            found.append((m.start(1), _trim(value)))
+    quoted = matches_near(_ERROR_QUOTED, text, anchors(low, _ERROR_ANCHORS, word_start=False), 402, 402)
+    quoted += matches_near(_ERROR_QUOTED, text, anchors(low, _SAYING), 0, 240, cover=False)
+    for m in quoted:
+        value = (m.group(1) or m.group(2) or "").strip()
+        said = _SAID.search(text, max(0, m.start() - 20), m.start()) is not None
+        if len(value) <= MAX_MESSAGE and (
+            _ERROR_QUOTED_WORD.search(value) or (said and len(value.split()) >= 3)
+        ):
+            found.append((m.start() + 1, _trim(value)))
     for m in matches_near(_HTTP_ERROR, text, anchors(low, _HTTP_ANCHORS, word_start=False), 6, 40):
         found.append((m.start(), _trim(m.group(0))))
 

@@ -316,29 +316,25 @@ def symptom_keywords(
         bag.add(m.group(1))
         if len(bag.items) >= 3:
             break
+    if language == "en":  # the customer's own one-line summary first
+        id_values = {v.lower() for v in [*ids.flag_keys, *ids.event_names, *ids.distinct_ids, *ids.releases]}
+        for m in _SUBJECT_WORD.finditer(_MARKUP.sub(" ", subject)[:300]):
+            low = m.group(0).strip(".-").lower()
+            if not (
+                low in _GENERIC
+                or low in id_values
+                or low.startswith("posthog")
+                or any(c.isdigit() for c in low)
+            ):
+                bag.add(low)
     hits: list[str] = []
     for phrase in phrase_hits(_SYMPTOM_PHRASES, prepared, 1):
         word = _SYMPTOMS.get(phrase)
         if word and word not in hits:
             hits.append(word)
     for word in hits[:4]:
-        bag.add(word)
-    if language == "en":
-        subject = _MARKUP.sub(" ", subject)
-        covered = {w for hit in hits for w in hit.lower().split()}
-        id_values = {v.lower() for v in [*ids.flag_keys, *ids.event_names, *ids.distinct_ids, *ids.releases]}
-        for m in _SUBJECT_WORD.finditer(subject[:300]):
-            word = m.group(0).strip(".-")
-            low = word.lower()
-            if (
-                low in _GENERIC
-                or low in id_values
-                or low in covered
-                or low.startswith("posthog")
-                or any(c.isdigit() for c in low)
-            ):
-                continue
-            bag.add(low)
+        if not any(part in bag for part in word.split()):
+            bag.add(word)
     return bag.items
 
 
