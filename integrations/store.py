@@ -1,8 +1,11 @@
 """`SqlStore`: the `triage.store.Store` protocol over SQLAlchemy 2.x (SQLite by default, PostgreSQL by URL).
 
-One schema for both databases, written with SQLAlchemy Core only (no dialect-specific SQL): claims are
-"INSERT and catch IntegrityError" plus compare-and-swap UPDATEs, so they are atomic on SQLite and on
-PostgreSQL (READ COMMITTED) alike, and any number of replicas can share one PostgreSQL database.
+One schema for both databases, written with SQLAlchemy Core: claims are "INSERT and catch
+IntegrityError" plus compare-and-swap UPDATEs, so they are atomic on SQLite and on PostgreSQL (READ
+COMMITTED) alike, and any number of replicas can share one PostgreSQL database. Replicas also rely on:
+fenced run writes (`attempts` is the fencing token; a stale token writes nothing), the per-ticket
+lock (a PostgreSQL advisory lock — the one dialect-specific statement — or an in-process lock on
+SQLite) and named leases (`leases`: one Zendesk poller).
 
 The engine is synchronous; every public method runs its work in a worker thread via
 `asyncio.to_thread`, so the event loop never blocks on the database. SQLite runs in WAL mode with a
