@@ -289,7 +289,7 @@ SHORT = {
     "area": "area",
     "known_issue": "issue",
     "fixed_in": "fixed",
-    "grade_ceiling": "grade",
+    "grade_ceiling": "ceil",
     "escalation": "escal",
     "reply_language": "lang",
     "links_in_evidence": "links",
