@@ -180,6 +180,8 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             ticket = await services.engine.fetch(ticket_id)
             report = await _triage_stored(services, ticket, f"{ticket.version_key}#demo", args)
             if streaming:
+                if kind == "recorded":  # where an evidence-only report says so, say which model answered
+                    print("(recorded model answers: set ANTHROPIC_API_KEY for the live model)")
                 print(render(report, args.format))
                 for extra in await _drafts(services, report, args):
                     print("\n" + extra)

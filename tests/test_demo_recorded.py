@@ -125,6 +125,7 @@ def test_demo_drafts_and_follow_up_come_from_recorded_answers(capsys: pytest.Cap
     question = "Which evidence supports the root cause?"
     code, out, err = run(capsys, "demo", "48291", "-q", "--packet", "--kb", "--reply", "--ask", question)
     assert code == 0, err
+    assert out.startswith("(recorded model answers")  # said in the output, where evidence-only reports say so
     assert "posthog-js 1.160.0: flags evaluated before identify()" in out  # packet title (recorded)
     assert "# Feature flag is false right after identify() in posthog-js 1.160.0" in out  # KB (recorded)
     assert "Thanks for the detailed report, and sorry for the trouble." in out  # reply (recorded)
