@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from triage.engine import TriageEngine
-from triage.intake import IntakeRefinement
+from triage.intake import IntakeRefinement, intake_prompt, rule_intake
 from triage.intake.refinement import model_queries
 from triage.models import Evidence, EvidenceStatus, Identifiers, Intake, ResearchTask, Ticket, Usage
 from triage.playbooks import Playbook, bundled_playbooks
@@ -80,6 +80,14 @@ async def test_wave_one_runs_while_the_intake_model_thinks_and_wave_two_adds_its
     assert report.intake.refined_by_model and report.intake.search_queries == ["survey not shown after close"]
     assert [e.id for e in report.evidence] == ["E1", "E2"]
     assert [e.title for e in report.evidence] == ["survey", "survey not shown after close"]
+
+
+def test_the_intake_prompt_shows_the_code_symbols_for_the_queries() -> None:
+    ticket = Ticket(
+        id=1, subject="displaySurvey", description="posthog.displaySurvey() shows the survey once"
+    )
+    base = rule_intake(ticket, bundled_playbooks())
+    assert "code_symbols: displaySurvey" in intake_prompt(ticket, base)
 
 
 def test_model_queries_are_cleaned_of_customer_identifiers() -> None:

@@ -95,6 +95,7 @@ def _summary(base: Intake) -> str:
         "survey_ids",
         "error_messages",
         "urls",
+        "code_symbols",
     ):
         values = getattr(ids, field)
         if values:
