@@ -490,7 +490,8 @@ async def test_triagebot_run_serves_polls_and_stops_cleanly_on_sigterm(env: Env,
     )
     try:
         export = "/api/v2/incremental/tickets/cursor.json"
-        await env.slack.wait_for(lambda: env.zendesk.calls(export), within=30, what="the first poll")
+        # a cold process start (imports, migrations) takes long on a loaded machine
+        await env.slack.wait_for(lambda: env.zendesk.calls(export), within=90, what="the first poll")
         health: dict[str, Any] = {}
         deadline = time.monotonic() + 30
         while not health and time.monotonic() < deadline:
