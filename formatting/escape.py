@@ -23,7 +23,7 @@ Guarantees (each builder in formatting/ routes every untrusted string through th
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 ZWJ = "\u200d"
 ELLIPSIS = "…"
@@ -167,7 +167,19 @@ def is_safe_url(url: str | None) -> bool:
         parts = urlsplit(url)
     except ValueError:
         return False
-    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+    # A netloc with "@" carries credentials (or hides the real host): never a link.
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc) and "@" not in parts.netloc
+
+
+def _link_target(url: str) -> str:
+    """The escaped link target; ``@`` after the host is percent-encoded so ``…/1@here`` cannot broadcast."""
+    parts = urlsplit(url)
+    encoded = parts._replace(
+        path=parts.path.replace("@", "%40"),
+        query=parts.query.replace("@", "%40"),
+        fragment=parts.fragment.replace("@", "%40"),
+    )
+    return escape_mrkdwn(urlunsplit(encoded))
 
 
 def link(url: str | None, label: str, label_limit: int = 150, url_limit: int = 1000) -> str:
@@ -177,8 +189,8 @@ def link(url: str | None, label: str, label_limit: int = 150, url_limit: int = 1
     never overflow a text object.
     """
     text = safe_inline(label, label_limit)
-    if url and is_safe_url(url) and slack_len(escape_mrkdwn(url)) <= url_limit:
-        target = escape_mrkdwn(url)
+    target = _link_target(url) if url and is_safe_url(url) else ""
+    if target and slack_len(target) <= url_limit:
         return f"<{target}|{text}>" if text else f"<{target}>"
     if url:
         shown = safe_inline(url, 200)

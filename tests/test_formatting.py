@@ -802,3 +802,17 @@ def test_progress_lines() -> None:
 
 def test_safe_mrkdwn_composes() -> None:
     assert safe_mrkdwn("<@U1>\x00 @here") == f"&lt;@{ZWJ}U1&gt; @{ZWJ}here"
+
+
+def test_link_targets_cannot_broadcast_or_carry_credentials() -> None:
+    from formatting.escape import link
+    from formatting.limits import unsafe_markup
+
+    shown = link("https://github.com/PostHog/posthog-js/issues/1@here?x=@channel#@everyone", "#1")
+    assert shown == "<https://github.com/PostHog/posthog-js/issues/1%40here?x=%40channel#%40everyone|#1>"
+    assert unsafe_markup({"text": shown}) == []
+    assert link("https://www.npmjs.com/package/@posthog/react", "pkg").startswith(
+        "<https://www.npmjs.com/package/%40posthog/react|"
+    )
+    # credentials in the netloc: shown as neutralised text, never as a link
+    assert not link("https://user:pw@evil.example/x", "x").startswith("<")
