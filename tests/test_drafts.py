@@ -45,6 +45,7 @@ def flags_report(language: str = "en", ticket_id: int = 48291, **kw: object) -> 
             status=OK,
             first_party=True,
             internal=True,
+            subject="person:user_8f3a2c",
             title="Person user_8f3a2c",
             summary="plan=enterprise set 2s after flag call",
             url=INTERNAL_URL,
@@ -55,7 +56,14 @@ def flags_report(language: str = "en", ticket_id: int = 48291, **kw: object) -> 
             status=OK,
             title="Flags stale right after identify()",
             url="https://github.com/PostHog/posthog-js/issues/1234",
-            data={"package": "posthog-js"},
+            data={
+                "repo": "PostHog/posthog-js",
+                "issue_state": "closed",
+                "fix_pr_url": "https://github.com/PostHog/posthog-js/pull/1240",
+                "fix_merged": True,
+                "fixed_in": "1.161.0",
+                "exact_match": True,
+            },
         ),
         Evidence(id="E3", source="docs", status=EvidenceStatus.error, summary="502"),
     ]

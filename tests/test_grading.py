@@ -5,27 +5,23 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triage.grading import (
-    HUMAN_VERIFICATION,
-    MOSTLY_FAILED_NOTE,
-    grade,
-    mostly_failed,
-    sanitize_reply,
-    strip_slack_markup,
-)
+from triage.grading import HUMAN_VERIFICATION, MOSTLY_FAILED_NOTE, grade, mostly_failed, subject_is_ticket
 from triage.models import (
     Confidence,
     Escalation,
     Evidence,
     EvidenceStatus,
     Finding,
+    Identifiers,
     Intake,
     KnownBug,
     ReportMode,
+    Sdk,
     SourceStatus,
     TicketSummary,
     TriageReport,
 )
+from triage.prose import sanitize_reply, strip_slack_markup
 
 OK = EvidenceStatus.ok
 C, L, S = Confidence.confirmed, Confidence.likely, Confidence.suspected
@@ -48,6 +44,27 @@ def sources_for(evidence: list[Evidence]) -> list[SourceStatus]:
     return list(out.values())
 
 
+TICKET_IDS = Identifiers(
+    flag_keys=["new-checkout"], sdks=[Sdk(name="posthog-js", version="1.160.0", package="posthog-js")]
+)
+GH = "https://github.com/PostHog/posthog-js"
+
+
+def gh_row(eid: str, number: int = 1, **data: object) -> Evidence:
+    base: dict[str, object] = {
+        "repo": "PostHog/posthog-js",
+        "number": number,
+        "is_pr": False,
+        "issue_state": "closed",
+        "exact_match": True,
+        "fix_pr_url": f"{GH}/pull/{number + 1}",
+        "fix_merged": True,
+        "fixed_in": "1.161.0",
+    }
+    base.update(data)
+    return ev(eid, "github", url=f"{GH}/issues/{number}", data=base)
+
+
 def report(evidence: list[Evidence], **kw: object) -> TriageReport:
     base: dict[str, object] = {
         "ticket": TicketSummary(id=1, subject="flags broken"),
@@ -55,14 +72,15 @@ def report(evidence: list[Evidence], **kw: object) -> TriageReport:
         "summary": "Flag evaluates false before identify.",
         "evidence": evidence,
         "sources": sources_for(evidence),
+        "intake": Intake(identifiers=TICKET_IDS),
     }
     base.update(kw)
     return TriageReport(**base)  # type: ignore[arg-type]
 
 
 MIXED = [
-    ev("E1", "posthog_mcp", first_party=True, internal=True),
-    ev("E2", "github", url="https://github.com/PostHog/posthog-js/issues/1"),
+    ev("E1", "posthog_mcp", first_party=True, internal=True, subject="flag_key:new-checkout"),
+    gh_row("E2"),
     ev("E3", "registry"),
     ev("E4", "docs", EvidenceStatus.empty),
 ]
@@ -160,15 +178,74 @@ def test_known_bug_exact_and_released_allows_confirmed() -> None:
     assert not r.escalation.needed
 
 
-def test_known_bug_not_released_or_not_exact_is_likely() -> None:
-    for bug in (
-        KnownBug(issue_url="u", fix_merged=True, fixed_in=None, exact_match=True, evidence_ids=["E2"]),
-        KnownBug(issue_url="u", fix_merged=True, fixed_in="1.2.0", exact_match=False, evidence_ids=["E2"]),
+def test_known_bug_not_released_not_exact_or_not_applicable_is_likely() -> None:
+    for row in (
+        gh_row("E2", fixed_in=None),
+        gh_row("E2", fix_merged=False),
+        gh_row("E2", exact_match=False),
+        gh_row("E2", fixed_in="1.150.0"),  # the customer (1.160.0) already has the fix
     ):
+        rows = [MIXED[0], row, *MIXED[2:]]
+        bug = KnownBug(issue_url="", exact_match=True, evidence_ids=["E2"])
         r = grade(
-            report(MIXED, known_bug=bug, root_cause=Finding(statement="b", confidence=C, evidence_ids=["E2"]))
+            report(rows, known_bug=bug, root_cause=Finding(statement="b", confidence=C, evidence_ids=["E2"]))
         )
+        assert r.root_cause is not None and r.root_cause.confidence == L, row.data
+
+
+def test_known_bug_facts_come_from_the_row_not_the_model() -> None:
+    claim = KnownBug(
+        issue_url="https://github.com/PostHog/posthog-js/issues/424242",
+        title="made up",
+        state="closed",
+        fix_pr_url="https://evil.example/pr",
+        fix_merged=True,
+        fixed_in="9.9.9",
+        exact_match=True,
+        evidence_ids=["E2"],
+    )
+    r = grade(report(MIXED, known_bug=claim))
+    assert r.known_bug is not None
+    assert r.known_bug.issue_url == f"{GH}/issues/1" and r.known_bug.fixed_in == "1.161.0"
+    assert r.known_bug.fix_pr_url == f"{GH}/pull/2" and r.known_bug.title == "github row E2"
+    assert any("taken from E2, not from the model" in n for n in r.grading_notes)
+
+
+def test_known_bug_citing_a_non_github_row_is_dropped() -> None:
+    for eid in ("E1", "E3", "E4"):  # first-party, registry, docs
+        claim = KnownBug(issue_url=f"{GH}/issues/9", fix_merged=True, fixed_in="9.9.9", exact_match=True)
+        r = grade(report(MIXED, known_bug=claim.model_copy(update={"evidence_ids": [eid]})))
+        assert r.known_bug is None and any("known bug dropped" in n for n in r.grading_notes)
+
+
+def test_exact_match_needs_the_rows_own_signal() -> None:
+    rows = [MIXED[0], gh_row("E2", exact_match=False), *MIXED[2:]]
+    r = grade(report(rows, known_bug=KnownBug(issue_url="", exact_match=True, evidence_ids=["E2"])))
+    assert r.known_bug is not None and not r.known_bug.exact_match
+
+
+def test_confirmed_needs_data_about_this_tickets_object() -> None:
+    for subject, why in (
+        ("flag_key:other-flag", "about flag_key:other-flag"),
+        ("", "does not name"),
+        ("survey:new-checkout", "about survey:new-checkout"),  # right value, wrong kind
+    ):
+        rows = [MIXED[0].model_copy(update={"subject": subject}), *MIXED[1:]]
+        r = grade(report(rows, root_cause=Finding(statement="Data loss", confidence=C, evidence_ids=["E1"])))
         assert r.root_cause is not None and r.root_cause.confidence == L
+        assert any(why in n for n in r.grading_notes), r.grading_notes
+    docs = ev("E5", "docs", first_party=True, subject="flag_key:new-checkout")
+    r = grade(report([*MIXED, docs], root_cause=Finding(statement="x", confidence=C, evidence_ids=["E5"])))
+    assert r.root_cause is not None and r.root_cause.confidence == L
+
+
+def test_subject_matching() -> None:
+    intake = Intake(identifiers=TICKET_IDS)
+    assert subject_is_ticket("flag_key:NEW-CHECKOUT", intake)
+    assert subject_is_ticket("sdk:posthog-js@1.160.0", intake)
+    assert subject_is_ticket("sdk:posthog-js", intake)
+    assert not subject_is_ticket("sdk:posthog-js@1.159.0", intake)
+    assert not subject_is_ticket("flag_key:", intake) and not subject_is_ticket("new-checkout", intake)
 
 
 def test_known_bug_with_invalid_citations_dropped() -> None:
@@ -197,7 +274,7 @@ def test_slack_markup_stripped_from_model_text() -> None:
         r.customer_reply_draft,
     ]:
         assert "<!" not in text and "<@" not in text and "<http" not in text and "<#" not in text
-    assert "this (https://evil.example)" in r.summary
+    assert "this ([link removed])" in r.summary  # the label stays as words, the unknown URL goes
     assert "E1" not in r.customer_reply_draft  # replies never cite evidence ids
 
 
@@ -212,7 +289,7 @@ def test_reply_never_cites_internal_evidence() -> None:
 
 def test_injection_caps_at_likely_unless_first_party() -> None:
     bug = KnownBug(issue_url="u", fix_merged=True, fixed_in="1.2.0", exact_match=True, evidence_ids=["E2"])
-    inj = Intake(injection_suspected=True)
+    inj = Intake(injection_suspected=True, identifiers=TICKET_IDS)
     r = grade(
         report(
             MIXED,
@@ -269,6 +346,7 @@ def test_graded_reports_obey_the_rules(
             ["posthog_mcp", "github", "registry", "docs"][i],
             statuses[i],
             first_party=first_party[i],
+            subject="flag_key:new-checkout" if i == 0 else "",
         )
         for i in range(4)
     ]
@@ -288,7 +366,7 @@ def test_graded_reports_obey_the_rules(
         assert all(i in by_id for i in f.evidence_ids)
         ok = [by_id[i] for i in f.evidence_ids if by_id[i].status == OK]
         if f.confidence == C:
-            assert any(e.first_party for e in ok)
+            assert any(e.first_party and e.subject for e in ok)
         if f.confidence in (C, L):
             assert ok
     for f in r.findings:

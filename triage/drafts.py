@@ -12,7 +12,6 @@ import re
 
 from pydantic import BaseModel, Field
 
-from triage.grading import remove_evidence_refs, sanitize_reply, strip_slack_markup
 from triage.models import (
     AuthorRole,
     Confidence,
@@ -30,6 +29,7 @@ from triage.models import (
 )
 from triage.playbooks import Playbook, bundled_playbooks, playbook_for_area
 from triage.prompting import UNTRUSTED_NOTICE, clip, neutralise, ticket_as_data
+from triage.prose import remove_evidence_refs, sanitize_reply, strip_slack_markup
 from triage.protocols import LanguageModel, LanguageModelError
 
 log = logging.getLogger(__name__)

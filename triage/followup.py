@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
-from triage.grading import remove_evidence_refs, strip_slack_markup
 from triage.models import Evidence, EvidenceStatus, FollowUpAnswer, TriageReport
 from triage.prompting import UNTRUSTED_NOTICE, clip, neutralise
+from triage.prose import remove_evidence_refs, strip_slack_markup
 from triage.protocols import LanguageModel, LanguageModelError
 from triage.synthesis import evidence_table
 

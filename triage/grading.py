@@ -1,35 +1,57 @@
 """Grading: code, after the model, decides how sure a report may sound (DESIGN.md "Grading rules").
 
-`grade(report)` is pure: it returns a new report and appends human-readable `grading_notes`.
+`grade(report, links)` is pure: it returns a new report and appends short `grading_notes` (shown in the
+thread). The rules, exactly as enforced here:
 
-1. Citations of evidence ids that do not exist (or whose source was not queried) are removed. A finding
-   left without citations is dropped; a root cause left without citations becomes `suspected`.
-   A known bug whose citations are all invalid is dropped.
-2. `confirmed` needs a cited evidence row with status ok from a first-party source, or an exact
-   known-bug match whose fix is merged and released (`fixed_in`), cited by the statement, with ok
-   evidence. Otherwise it drops to `likely`; `likely` needs at least one cited ok row, else `suspected`.
-3. When most sources failed, nothing is above `likely` and the summary says so.
-4. Only queried sources can be cited (see 1).
-5. A suspected root cause (or none, in evidence-only mode) means escalation with a human verifying.
-
-Also: Slack markup in model text becomes plain text, and a reply draft never cites internal evidence.
-A ticket with suspected prompt injection caps at `likely` unless first-party data confirms.
+1. Citable rows are the evidence rows whose source is in the report's source list, which comes from the
+   research *plan*. A citation of any other id is removed. A finding left without citations is dropped;
+   a root cause left without citations becomes `suspected`.
+2. `confirmed` needs a cited `ok` row that is first-party data (not docs) *about this ticket*: its
+   `subject` names an identifier of the ticket (flag key, distinct id/person/email, error issue or
+   fingerprint, survey, event, session, SDK and version, or "person:requester" for a look-up scoped to the
+   ticket's requester). Or: the cited exact known bug's merged fix is released
+   in a version newer than the customer's. Anything else is at most `likely`; `likely` needs at least
+   one cited `ok` row, else `suspected`. Suspected prompt injection: only first-party data confirms.
+3. When most rows or sources failed, nothing is above `likely` and the summary says so.
+4. The known bug is a choice among cited GitHub rows: its facts are copied from that row
+   (`triage.known_bug`); with no such row there is no known bug.
+5. Every model-written sentence is held to the grade: certainty words above the root cause's grade are
+   rewritten (`triage.prose`), "no need to escalate" goes when escalation is needed, ruled-out items
+   must cite a row that answered, uncited next steps may not state facts, every URL passes the link
+   policy (`triage.links`), and the customer reply states no cause below `likely` and carries nothing
+   internal (tool names, internal URLs, person properties, versions nobody reported).
+6. A suspected root cause (or none, in evidence-only mode) means escalation with a human verifying.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
+from triage.drafts import template_reply
+from triage.known_bug import choose_known_bug, fix_applies
+from triage.links import LinkPolicy, default_policy, evidence_urls
 from triage.models import (
     Confidence,
     Escalation,
     Evidence,
     EvidenceStatus,
     Finding,
+    Intake,
     KnownBug,
     ReportMode,
     TriageReport,
+)
+from triage.prose import (
+    cap_certainty,
+    drop_sentences,
+    inline_refs,
+    internal_strings,
+    known_versions,
+    remove_escalation_denials,
+    remove_evidence_refs,
+    sanitize_reply,
+    states_fact,
+    strip_slack_markup,
 )
 
 HUMAN_VERIFICATION = "root cause needs human verification"
@@ -38,70 +60,25 @@ INJECTION_NOTE = (
     "The ticket contains text that looks like instructions to the bot (suspected prompt injection); "
     "it was treated as data and confidence is capped at Likely unless first-party data confirms."
 )
+DOCS_SOURCES = frozenset({"docs"})
 
-_EVIDENCE_REF = re.compile(r"\bE(\d{1,4})\b")
-_SLACK_LINK = re.compile(r"<((?:https?|mailto):[^|>\s]*)\|([^>]*)>")
-_SLACK_BARE_LINK = re.compile(r"<((?:https?|mailto):[^>\s]*)>")
-_SLACK_USER = re.compile(r"<@([A-Z0-9]+)(?:\|([^>]*))?>")
-_SLACK_CHANNEL = re.compile(r"<#([A-Z0-9]+)(?:\|([^>]*))?>")
-_SLACK_SPECIAL = re.compile(r"<!([a-z^A-Z0-9_-]+)(?:\|([^>]*))?>")
-_EMPTY_BRACKETS = re.compile(r"\s*[\(\[]\s*(?:,\s*)*[\)\]]")
-_DANGLING_SEPARATORS = re.compile(r"([\(\[])\s*(?:,\s*)+|(?:\s*,)+\s*([\)\]])")
-
-
-# ---------------------------------------------------------------- text hygiene
-
-
-def strip_slack_markup(text: str) -> str:
-    """Turn Slack control sequences into plain text (links keep their label and URL)."""
-    if not text or "<" not in text:
-        return text
-    out = _SLACK_LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})" if m.group(2) else m.group(1), text)
-    out = _SLACK_BARE_LINK.sub(lambda m: m.group(1), out)
-    out = _SLACK_USER.sub(lambda m: m.group(2) or f"user {m.group(1)}", out)
-    out = _SLACK_CHANNEL.sub(lambda m: f"#{m.group(2)}" if m.group(2) else f"channel {m.group(1)}", out)
-    out = _SLACK_SPECIAL.sub("", out)
-    return re.sub(r"[ \t]{2,}", " ", out).strip()
-
-
-def _tidy(text: str) -> str:
-    out = _DANGLING_SEPARATORS.sub(lambda m: m.group(1) or m.group(2) or "", text)
-    out = _EMPTY_BRACKETS.sub("", out)
-    out = re.sub(r"[ \t]{2,}", " ", out)
-    out = re.sub(r" +([.,])", r"\1", out)  # not ";:?!" — French puts a space before those
-    return out.strip()
-
-
-def remove_evidence_refs(text: str, keep: Iterable[str] = ()) -> str:
-    """Remove inline references like "E7" except those in `keep`."""
-    allowed = set(keep)
-    if not text:
-        return text
-    changed = False
-
-    def repl(m: re.Match[str]) -> str:
-        nonlocal changed
-        if m.group(0) in allowed:
-            return m.group(0)
-        changed = True
-        return ""
-
-    out = _EVIDENCE_REF.sub(repl, text)
-    return _tidy(out) if changed else out
-
-
-def inline_refs(text: str) -> list[str]:
-    return [m.group(0) for m in _EVIDENCE_REF.finditer(text or "")]
-
-
-def sanitize_reply(text: str, evidence: Iterable[Evidence]) -> str:
-    """A customer reply cites no evidence ids, no internal URLs and no Slack markup."""
-    out = strip_slack_markup(text or "")
-    for ev in evidence:
-        if ev.internal and ev.url:
-            out = out.replace(ev.url, "")
-    out = remove_evidence_refs(out)
-    return _tidy(out) if out != text else out
+# subject kind → the ticket identifiers it may name (an unknown kind may name any identifier)
+_SUBJECT_FIELDS: dict[str, tuple[str, ...]] = {
+    "flag_key": ("flag_keys",),
+    "flag": ("flag_keys",),
+    "distinct_id": ("distinct_ids", "person_ids", "emails"),
+    "person": ("distinct_ids", "person_ids", "emails"),
+    "email": ("emails", "distinct_ids"),
+    "error_issue": ("fingerprints", "error_messages"),
+    "fingerprint": ("fingerprints",),
+    "error": ("error_messages", "fingerprints"),
+    "error_message": ("error_messages",),
+    "survey": ("survey_ids",),
+    "event": ("event_names",),
+    "session": ("distinct_ids", "urls", "person_ids"),
+}
+# "person:requester": a look-up scoped to the ticket's requester (its email or ids from the ticket)
+REQUESTER = "requester"
 
 
 # ---------------------------------------------------------------- helpers
@@ -134,154 +111,273 @@ def mostly_failed(report: TriageReport) -> tuple[bool, str]:
     return False, ""
 
 
+def subject_is_ticket(subject: str, intake: Intake) -> bool:
+    """Does a row's subject ("kind:value") name an identifier of this ticket?"""
+    kind, sep, value = subject.partition(":")
+    if not sep or not value.strip():
+        return False
+    kind, value = kind.strip().lower(), value.strip().casefold()
+    ids = intake.identifiers
+    if kind == "sdk":
+        name, _, version = value.partition("@")
+        return any(
+            name in {s.name.casefold(), (s.package or "").casefold()}
+            and (not version or (s.version or "").casefold().lstrip("v") == version.lstrip("v"))
+            for s in ids.sdks
+        )
+    if kind == "person" and value == REQUESTER:
+        return bool(getattr(intake, "requester_email", "") or getattr(intake, "requester_ids", None))
+    fields = _SUBJECT_FIELDS.get(kind, ())
+    return any(value == str(v).strip().casefold() for name in fields for v in getattr(ids, name))
+
+
+def is_data_about_ticket(ev: Evidence, intake: Intake) -> bool:
+    return (
+        ev.status == EvidenceStatus.ok
+        and ev.first_party
+        and ev.source not in DOCS_SOURCES
+        and subject_is_ticket(ev.subject, intake)
+    )
+
+
 class _Grader:
-    def __init__(self, report: TriageReport) -> None:
+    def __init__(self, report: TriageReport, links: LinkPolicy) -> None:
         self.report = report
+        self.links = links
         self.notes: list[str] = []
-        queried = {s.source for s in report.sources}
-        self.by_id: dict[str, Evidence] = {}
-        for ev in report.evidence:
-            if ev.id and ev.source in queried:
-                self.by_id[ev.id] = ev
+        planned = {s.source for s in report.sources}
+        self.by_id: dict[str, Evidence] = {e.id: e for e in report.evidence if e.id and e.source in planned}
+        unplanned = [e.id for e in report.evidence if e.id and e.source not in planned]
+        self.unplanned = set(unplanned)
+        self.urls = evidence_urls(self.by_id.values())
+        self.public_urls = evidence_urls(self.by_id.values(), public_only=True)
+        self.llm = report.mode == ReportMode.llm
 
     def note(self, text: str) -> None:
         self.notes.append(text)
 
     def valid(self, ids: Iterable[str], text: str = "", what: str = "") -> list[str]:
-        """Rule 1 & 4: keep only ids of existing evidence from queried sources (inline refs count)."""
+        """Rule 1: keep only ids of existing evidence from planned sources (inline refs count)."""
         wanted = _dedupe([*(i.strip() for i in ids), *inline_refs(text)])
         kept = [i for i in wanted if i in self.by_id]
         dropped = [i for i in wanted if i not in self.by_id]
         if dropped and what:
-            self.note(f"{what}: removed citation(s) of unknown or unqueried evidence {', '.join(dropped)}")
+            unplanned = [i for i in dropped if i in self.unplanned]
+            why = "evidence from a source that was never planned" if unplanned else "unknown evidence"
+            self.note(f"{what}: removed citation(s) of {why} {', '.join(dropped)}")
         return kept
 
-    def clean(self, text: str) -> str:
-        return remove_evidence_refs(strip_slack_markup(text), keep=self.by_id)
+    def text(self, text: str, what: str, grade: Confidence | None = None, public: bool = False) -> str:
+        """Model prose: no Slack markup, only valid inline refs, certainty ≤ grade, links by policy."""
+        out = remove_evidence_refs(strip_slack_markup(text or ""), keep=() if public else self.by_id)
+        if grade is not None and self.llm:
+            out = cap_certainty(out, grade)
+        out, removed = self.links.police(out, self.public_urls if public else self.urls)
+        if removed:
+            self.note(
+                f"{what}: removed {removed} link(s) that are neither evidence nor on the link allowlist"
+            )
+        return out.strip()
 
     def ok(self, ids: Iterable[str]) -> list[Evidence]:
         return [self.by_id[i] for i in ids if i in self.by_id and self.by_id[i].status == EvidenceStatus.ok]
 
-    def known_bug_confirms(self, bug: KnownBug | None, ids: list[str]) -> bool:
-        if bug is None or not (bug.exact_match and bug.fix_merged and bug.fixed_in):
-            return False
-        cited_bug_ids = [i for i in ids if i in bug.evidence_ids]
-        return bool(self.ok(cited_bug_ids))
+    def bug_confirms(self, bug: KnownBug | None, ids: list[str]) -> bool:
+        cited = [i for i in ids if bug is not None and i in bug.evidence_ids]
+        return bool(cited) and fix_applies(bug, self.by_id, self.report.intake)
 
     def allowed(
         self, wanted: Confidence, ids: list[str], bug: KnownBug | None, ceiling: Confidence
     ) -> Confidence:
         ok_rows = self.ok(ids)
-        first_party = any(e.first_party for e in ok_rows)
-        injection = self.report.intake.injection_suspected
+        intake = self.report.intake
         conf = wanted
         if conf == Confidence.confirmed:
-            via_bug = self.known_bug_confirms(bug, ids) and not injection
-            if not (first_party or via_bug):
+            about_ticket = any(is_data_about_ticket(e, intake) for e in ok_rows)
+            via_bug = self.bug_confirms(bug, ids) and not intake.injection_suspected
+            if not (about_ticket or via_bug):
                 conf = Confidence.likely
         if conf == Confidence.likely and not ok_rows:
             conf = Confidence.suspected
         return _cap(conf, ceiling)  # rule 3: most sources failed → nothing above likely
 
+    def why(self, wanted: Confidence, ids: list[str], bug: KnownBug | None, failed: bool) -> str:
+        ok_rows = self.ok(ids)
+        intake = self.report.intake
+        if not ok_rows:
+            return "no cited evidence returned data"
+        if wanted == Confidence.confirmed and not any(is_data_about_ticket(e, intake) for e in ok_rows):
+            first_party = [e for e in ok_rows if e.first_party and e.source not in DOCS_SOURCES]
+            if intake.injection_suspected and self.bug_confirms(bug, ids):
+                return "suspected prompt injection: only first-party data about this ticket can confirm"
+            if first_party:
+                about = ", ".join(sorted({e.subject for e in first_party if e.subject}))
+                if about:
+                    return f"cited data is about {about}, not an identifier in this ticket"
+                return "cited first-party data does not name which of the ticket's objects it looked up"
+            if any(e.source in DOCS_SOURCES for e in ok_rows):
+                return "docs never confirm"
+            if bug is not None and any(i in bug.evidence_ids for i in ids):
+                return "the known bug's released fix does not apply to the customer's version"
+            return "no first-party data about this ticket or applicable released known-bug fix cited"
+        if failed:
+            return "most sources failed"
+        return "not supported by cited evidence"
 
-def grade(report: TriageReport) -> TriageReport:
+
+def grade(report: TriageReport, links: LinkPolicy | None = None) -> TriageReport:
     """Apply the grading rules; returns a new report (the input is not modified)."""
-    g = _Grader(report)
+    g = _Grader(report, links or default_policy())
     failed, failed_why = mostly_failed(report)
     ceiling = Confidence.likely if failed else Confidence.confirmed
     if report.intake.injection_suspected:
         g.note(INJECTION_NOTE)
 
-    # known bug: citations first (it may justify confirmed statements)
-    bug = report.known_bug
-    if bug is not None:
-        bug_ids = g.valid(bug.evidence_ids, what="known bug")
-        if not bug_ids:
-            g.note("known bug dropped: it cites no existing evidence")
-            bug = None
-        else:
-            bug = bug.model_copy(update={"evidence_ids": bug_ids, "title": strip_slack_markup(bug.title)})
-            if bug.exact_match and not g.ok(bug_ids):
-                g.note("known bug: marked exact match but none of its evidence returned data; not exact")
-                bug = bug.model_copy(update={"exact_match": False})
+    # known bug first (it may justify confirmed statements): a cited GitHub row, facts from the row
+    bug, bug_notes = choose_known_bug(report.known_bug, g.by_id)
+    if report.known_bug is not None:
+        g.valid(report.known_bug.evidence_ids, what="known bug")
+    for n in bug_notes:
+        g.note(n)
 
     # root cause
     root = report.root_cause
     if root is not None:
         ids = g.valid(root.evidence_ids, root.statement, what="root cause")
-        statement = g.clean(root.statement)
+        if not ids:
+            conf = Confidence.suspected
+            if root.confidence != Confidence.suspected:
+                g.note("root cause cites no existing evidence: set to Suspected")
+        else:
+            conf = g.allowed(root.confidence, ids, bug, ceiling)
+            if conf.rank < root.confidence.rank:
+                g.note(
+                    f"root cause: {root.confidence.value} → {conf.value} "
+                    f"({g.why(root.confidence, ids, bug, failed)})"
+                )
+        statement = g.text(root.statement, "root cause", conf)
         if not statement:
             g.note("root cause dropped: empty statement")
             root = None
         else:
-            if not ids:
-                conf = Confidence.suspected
-                if root.confidence != Confidence.suspected:
-                    g.note("root cause cites no existing evidence: set to Suspected")
-            else:
-                conf = g.allowed(root.confidence, ids, bug, ceiling)
-                if conf != root.confidence and conf.rank < root.confidence.rank:
-                    g.note(
-                        f"root cause: {root.confidence.value} → {conf.value} "
-                        f"({_why(g, root.confidence, ids, bug, failed)})"
-                    )
             root = Finding(statement=statement, confidence=conf, evidence_ids=ids)
+
+    # the grade every other sentence is held to
+    grade_of_text = root.confidence if root is not None else Confidence.suspected
+
+    if bug is not None and bug.match_reason:
+        bug = bug.model_copy(update={"match_reason": g.text(bug.match_reason, "known bug", grade_of_text)})
 
     # findings
     findings: list[Finding] = []
     for idx, f in enumerate(report.findings, start=1):
         ids = g.valid(f.evidence_ids, f.statement, what=f"finding {idx}")
-        statement = g.clean(f.statement)
         if not ids:
             g.note(f"finding {idx} dropped: it cites no existing evidence")
-            continue
-        if not statement:
             continue
         conf = g.allowed(f.confidence, ids, bug, ceiling)
         if conf.rank < f.confidence.rank:
             g.note(
-                f"finding {idx}: {f.confidence.value} → {conf.value} "
-                f"({_why(g, f.confidence, ids, bug, failed)})"
+                f"finding {idx}: {f.confidence.value} → {conf.value} ({g.why(f.confidence, ids, bug, failed)})"
             )
-        findings.append(Finding(statement=statement, confidence=conf, evidence_ids=ids))
+        statement = g.text(f.statement, f"finding {idx}", conf)
+        if statement:
+            findings.append(Finding(statement=statement, confidence=conf, evidence_ids=ids))
 
-    # summary (rule 3) and text hygiene
-    summary = g.clean(report.summary) or _fallback_summary(report)
-    if failed:
-        g.note(f"most sources failed ({failed_why}); confidence capped at Likely")
-        if MOSTLY_FAILED_NOTE not in summary:
-            summary = f"{summary} {MOSTLY_FAILED_NOTE} ({failed_why}.)"
-
-    escalation = report.escalation.model_copy(update={"reason": strip_slack_markup(report.escalation.reason)})
-    needs_human = (root is not None and root.confidence == Confidence.suspected) or (
-        root is None and report.mode == ReportMode.evidence_only
+    # escalation (rule 6) before the prose that might deny it
+    escalation = report.escalation.model_copy(
+        update={"reason": g.text(report.escalation.reason, "escalation reason", grade_of_text)}
     )
-    if needs_human:
+    if (root is not None and root.confidence == Confidence.suspected) or (
+        root is None and report.mode == ReportMode.evidence_only
+    ):
         escalation = _escalate(escalation)
 
-    reply = sanitize_reply(report.customer_reply_draft, report.evidence)
-    if reply != report.customer_reply_draft:
-        g.note("reply draft: removed evidence references, internal links or Slack markup")
+    model_summary = report.summary.split(MOSTLY_FAILED_NOTE, 1)[0].strip()  # a re-grade re-adds the note
+    summary = g.text(model_summary, "summary", grade_of_text)
+    if escalation.needed and g.llm:
+        summary = remove_escalation_denials(summary)
+    summary = summary or _fallback_summary(report)
+    if failed:
+        g.note(f"most sources failed ({failed_why}); confidence capped at Likely")
+        summary = f"{summary} {MOSTLY_FAILED_NOTE} ({failed_why}.)"
 
     notes = _dedupe([*report.grading_notes, *g.notes])
-    return report.model_copy(
+    graded = report.model_copy(
         update={
             "summary": summary,
             "root_cause": root,
             "known_bug": bug,
             "findings": findings,
-            "ruled_out": [t for t in (g.clean(x) for x in report.ruled_out) if t],
-            "next_steps": [t for t in (g.clean(x) for x in report.next_steps) if t],
+            "ruled_out": _ruled_out(g, report.ruled_out, grade_of_text),
+            "next_steps": _next_steps(g, report.next_steps, grade_of_text),
             "questions_for_customer": [
-                t
-                for t in (strip_slack_markup(remove_evidence_refs(x)) for x in report.questions_for_customer)
-                if t
+                t for t in (g.text(x, "questions", public=True) for x in report.questions_for_customer) if t
             ],
-            "customer_reply_draft": reply,
             "escalation": escalation,
-            "grading_notes": notes,
         }
     )
+    reply = _customer_reply(g, graded)
+    return graded.model_copy(
+        update={"customer_reply_draft": reply, "grading_notes": _dedupe([*notes, *g.notes])}
+    )
+
+
+def _ruled_out(g: _Grader, items: list[str], grade_of_text: Confidence) -> list[str]:
+    """A ruled-out item cites a row that answered (ok or empty), or it is dropped."""
+    out: list[str] = []
+    for idx, item in enumerate(items, start=1):
+        ids = g.valid([], item)
+        answered = [i for i in ids if g.by_id[i].status in (EvidenceStatus.ok, EvidenceStatus.empty)]
+        if not answered:
+            g.note(f"ruled-out item {idx} dropped: it cites no evidence that answered")
+            continue
+        text = g.text(item, "ruled out", grade_of_text)
+        if text:
+            out.append(text)
+    return out
+
+
+def _next_steps(g: _Grader, steps: list[str], grade_of_text: Confidence) -> list[str]:
+    """A next step that states a fact must cite evidence; one that only says what to do needs none."""
+    out: list[str] = []
+    for idx, step in enumerate(steps, start=1):
+        ids = g.valid([], step)
+        text = g.text(step, "next steps", grade_of_text)
+        if not text:
+            continue
+        if g.llm and not ids and states_fact(text):
+            g.note(f"next step {idx} dropped: it states a fact without citing evidence")
+            continue
+        out.append(text)
+    return out
+
+
+def _customer_reply(g: _Grader, report: TriageReport) -> str:
+    """The reply never states as fact what is graded below likely and carries nothing internal."""
+    original = report.customer_reply_draft
+    if not original.strip():
+        return original
+    root = report.root_cause
+    if g.llm and (root is None or root.confidence == Confidence.suspected):
+        g.note("reply draft: the root cause is not graded Likely or better, so the reply states no cause")
+        return template_reply(
+            language=report.intake.language,
+            customer_name=report.ticket.requester,
+            questions=report.questions_for_customer,
+        )
+    grade_of_text = root.confidence if root is not None else Confidence.likely
+    out = g.text(sanitize_reply(original, report.evidence), "reply draft", grade_of_text, public=True)
+    versions = known_versions(report.intake, g.by_id.values()) if g.llm else None
+    out, dropped = drop_sentences(out, internal_strings(report.evidence), versions)
+    if dropped:
+        g.note(
+            f"reply draft: removed {dropped} sentence(s) naming internal data, tools or versions "
+            "no evidence reports"
+        )
+    if out != original and not dropped:
+        g.note("reply draft: removed evidence references, internal links or Slack markup")
+    return out
 
 
 def _escalate(escalation: Escalation) -> Escalation:
@@ -289,19 +385,6 @@ def _escalate(escalation: Escalation) -> Escalation:
     if HUMAN_VERIFICATION not in reason:
         reason = f"{HUMAN_VERIFICATION}; {reason}" if reason else HUMAN_VERIFICATION
     return escalation.model_copy(update={"needed": True, "reason": reason})
-
-
-def _why(g: _Grader, wanted: Confidence, ids: list[str], bug: KnownBug | None, failed: bool) -> str:
-    ok_rows = g.ok(ids)
-    if not ok_rows:
-        return "no cited evidence returned data"
-    if wanted == Confidence.confirmed and not any(e.first_party for e in ok_rows):
-        if g.report.intake.injection_suspected:
-            return "suspected prompt injection: only first-party data can confirm"
-        return "no first-party data or released exact known-bug fix cited"
-    if failed:
-        return "most sources failed"
-    return "not supported by cited evidence"
 
 
 def _fallback_summary(report: TriageReport) -> str:

@@ -319,6 +319,7 @@ class KnownBug(_Model):
     fix_merged: bool = False
     fixed_in: str | None = None
     exact_match: bool = False
+    match_reason: str = ""  # the model's explanation of why the chosen row matches (prose, graded)
     evidence_ids: list[str] = Field(default_factory=list)
 
 

@@ -20,6 +20,8 @@ from pydantic import BaseModel, Field
 
 from triage.drafts import customer_sdk, known_bug_package, released_fix, template_reply
 from triage.grading import grade
+from triage.known_bug import first_known_bug
+from triage.links import LinkPolicy
 from triage.models import (
     Comment,
     Escalation,
@@ -62,6 +64,18 @@ SYNTHESIS_MAX_TOKENS = 6_000
 # ---------------------------------------------------------------- the model's output
 
 
+class KnownBugChoice(BaseModel):
+    """The model's pick of a known bug: which GitHub evidence row, and why. Every fact comes from the row."""
+
+    evidence_id: str = Field(description="The id (E…) of the GitHub evidence row that is the known bug.")
+    exact_match: bool = Field(
+        default=False,
+        description="True only when the issue describes the same symptom, SDK and version range as the "
+        "ticket (it counts only if the row's own facts say exact_match too).",
+    )
+    match_reason: str = Field(default="", description="One sentence: why this issue matches the ticket.")
+
+
 class SynthesisOutput(BaseModel):
     """What the model returns. Code grades it afterwards; nothing here is trusted as-is."""
 
@@ -72,12 +86,18 @@ class SynthesisOutput(BaseModel):
         default=None,
         description="The most probable root cause, or null when the evidence does not support one.",
     )
-    known_bug: KnownBug | None = Field(
-        default=None, description="A matching GitHub issue from the evidence, or null. Never invent one."
+    known_bug: KnownBugChoice | None = Field(
+        default=None, description="The GitHub evidence row that is a matching known bug, or null."
     )
     findings: list[Finding] = Field(default_factory=list, description="Facts established from the evidence.")
-    ruled_out: list[str] = Field(default_factory=list, description="Causes the evidence rules out, with ids.")
-    next_steps: list[str] = Field(default_factory=list, description="Concrete next actions for the engineer.")
+    ruled_out: list[str] = Field(
+        default_factory=list,
+        description="Hypotheses checked and ruled out, each citing the evidence id(s) that rule it out.",
+    )
+    next_steps: list[str] = Field(
+        default_factory=list,
+        description="Concrete next actions for the engineer; a step that states a fact cites evidence ids.",
+    )
     questions_for_customer: list[str] = Field(default_factory=list)
     customer_reply_draft: str = Field(
         default="", description="Reply to the customer, in the customer's language."
@@ -96,7 +116,9 @@ object that matches the schema.
 
 Confidence grades (use exactly these values):
 - "confirmed": directly shown by a cited evidence row with status ok from first-party product data \
-(first_party=yes), or an exact match to a known bug whose fix is merged and released (fixed_in known).
+(first_party=yes, not docs) whose subject is this ticket's own object (the flag, person, error, survey, \
+SDK version the ticket names), or an exact match to a known bug whose merged fix is released in a version \
+newer than the customer's.
 - "likely": a pattern match: consistent with cited evidence rows that returned data (a similar GitHub issue, \
 a version gap, docs) but not directly shown.
 - "suspected": a hypothesis that needs human verification.
@@ -105,9 +127,14 @@ Citation rule: every claim cites evidence ids like E3 in its evidence_ids list. 
 the evidence table. A claim you cannot cite is suspected at best; code re-grades everything and drops \
 uncited findings. If research failed (status error/timeout/refused), say what is unknown; do not guess.
 
-Known bug: fill it only from a GitHub evidence row; exact_match=true only when the issue describes the \
-same symptom, SDK and version range as the ticket. fix_merged and fixed_in come from the evidence, never \
-from memory.
+Known bug: choose one GitHub evidence row by its id and say in one sentence why it matches; its link, \
+state, fix and fixed-in version are taken from that row by code. exact_match=true only when the issue \
+describes the same symptom, SDK and version range as the ticket.
+
+Ruled out: each item names a hypothesis you checked and the evidence id(s) that rule it out; items \
+without a citation are dropped. Next steps that state a fact cite evidence ids. Certainty words in the \
+summary must match the root cause's grade (code rewrites "confirmed" when the grade is lower). Write no \
+URL except the url of an evidence row; other links are removed.
 
 Customer reply draft: in the customer's language (given below); friendly and modest; never mention internal \
 tools, evidence ids, internal notes, other customers or internal links; promise no refunds, credits or dates.
@@ -147,6 +174,8 @@ def evidence_row(ev: Evidence) -> str:
         f"[{ev.id}] source={ev.source} tool={ev.tool or '-'} status={ev.status.value} "
         f"first_party={_yn(ev.first_party)} internal={_yn(ev.internal)}"
     )
+    if ev.subject:
+        head += f" subject={neutralise(clip(ev.subject, 160))}"
     lines = [head]
     if ev.title:
         lines.append(f"title: {neutralise(clip(ev.title, EVIDENCE_TITLE_CHARS))}")
@@ -279,25 +308,6 @@ def build_prompt(
 # ---------------------------------------------------------------- report assembly
 
 
-def _reconcile_known_bug(bug: KnownBug | None, evidence: Sequence[Evidence]) -> KnownBug | None:
-    """Facts the evidence states win over the model's (fix merged, fixed_in, url, exact match)."""
-    if bug is None:
-        return None
-    by_id = {e.id: e for e in evidence}
-    update: dict[str, object] = {}
-    for eid in bug.evidence_ids:
-        ev = by_id.get(eid)
-        if ev is None or ev.status != EvidenceStatus.ok:
-            continue
-        data = ev.data
-        for key in ("fix_merged", "fixed_in", "fix_pr_url", "state", "exact_match"):
-            if key in data and key not in update:
-                update[key] = data[key]
-    if "fixed_in" in update and update["fixed_in"] is not None:
-        update["fixed_in"] = str(update["fixed_in"])
-    return bug.model_copy(update=update) if update else bug
-
-
 def _questions(intake: Intake, playbook: Playbook) -> list[str]:
     seen: set[str] = set()
     out: list[str] = []
@@ -340,13 +350,18 @@ async def build_report(
     sources: list[SourceStatus],
     model: LanguageModel | None,
     run_id: str = "",
+    links: LinkPolicy | None = None,
 ) -> TriageReport:
-    """Synthesis then grading. Never raises for model trouble: falls back to an evidence-only report."""
+    """Synthesis then grading. Never raises for model trouble: falls back to an evidence-only report.
+
+    `sources` is the plan's source list (`research.summarize_sources`): rows of other sources are not citable.
+    """
     base = _base_report(
         ticket=ticket, intake=intake, playbook=playbook, evidence=evidence, sources=sources, run_id=run_id
     )
     if model is None:
-        return grade(evidence_only(base, ticket=ticket, playbook=playbook, reason="no ANTHROPIC_API_KEY"))
+        report = evidence_only(base, ticket=ticket, playbook=playbook, reason="no ANTHROPIC_API_KEY")
+        return grade(report, links)
     system, prompt = build_prompt(
         ticket=ticket, intake=intake, playbook=playbook, evidence=evidence, sources=sources
     )
@@ -362,9 +377,9 @@ async def build_report(
     except LanguageModelError as exc:
         log.warning("synthesis fell back to evidence-only: %s", exc)
         reason = f"model unavailable: {exc}"
-        return grade(evidence_only(base, ticket=ticket, playbook=playbook, reason=reason))
+        return grade(evidence_only(base, ticket=ticket, playbook=playbook, reason=reason), links)
     synthesis_ms = int((time.perf_counter() - t0) * 1000)
-    return grade(_from_output(base, result.output, result.usage, playbook, synthesis_ms))
+    return grade(_from_output(base, result.output, result.usage, playbook, synthesis_ms), links)
 
 
 def _from_output(
@@ -392,7 +407,7 @@ def _from_output(
             "intake": intake,
             "summary": out.summary.strip(),
             "root_cause": out.root_cause,
-            "known_bug": _reconcile_known_bug(out.known_bug, base.evidence),
+            "known_bug": _claimed_bug(out.known_bug),
             "findings": list(out.findings),
             "ruled_out": list(out.ruled_out),
             "next_steps": list(out.next_steps),
@@ -406,30 +421,19 @@ def _from_output(
     )
 
 
+def _claimed_bug(choice: KnownBugChoice | None) -> KnownBug | None:
+    """The model's choice as a claim for grading, which fills every fact from the chosen row."""
+    if choice is None:
+        return None
+    return KnownBug(
+        issue_url="",
+        exact_match=choice.exact_match,
+        match_reason=choice.match_reason.strip(),
+        evidence_ids=[choice.evidence_id.strip()],
+    )
+
+
 # ---------------------------------------------------------------- evidence-only
-
-
-def known_bug_from_evidence(evidence: Sequence[Evidence]) -> KnownBug | None:
-    """Only what the evidence data states: an exact match whose fix is released (fixed_in)."""
-    for ev in evidence:
-        data = ev.data
-        if ev.status != EvidenceStatus.ok or not data.get("exact_match"):
-            continue
-        fixed_in = data.get("fixed_in")
-        merged = bool(data.get("fix_merged", bool(fixed_in)))
-        if not (fixed_in and merged):
-            continue
-        return KnownBug(
-            issue_url=str(data.get("issue_url") or ev.url or ""),
-            title=str(data.get("title") or ev.title),
-            state=str(data.get("state") or ""),
-            fix_pr_url=data.get("fix_pr_url"),
-            fix_merged=True,
-            fixed_in=str(fixed_in),
-            exact_match=True,
-            evidence_ids=[ev.id],
-        )
-    return None
 
 
 def _bug_package(report: TriageReport, bug: KnownBug | None) -> str:
@@ -499,7 +503,7 @@ def _evidence_only_summary(report: TriageReport, reason: str, bug: KnownBug | No
 
 def evidence_only(report: TriageReport, *, ticket: Ticket, playbook: Playbook, reason: str) -> TriageReport:
     """A report built from the evidence alone: no invented root cause, conservative reply."""
-    bug = known_bug_from_evidence(report.evidence)
+    bug = first_known_bug(report.evidence)
     questions = _questions(report.intake, playbook)
     staged = report.model_copy(
         update={
