@@ -127,10 +127,9 @@ def clip(text: str, limit: int | None, marker: str = ELLIPSIS) -> str:
         return ""
     if slack_len(marker) > limit:
         marker = ""
-    head = text[: _units_prefix(text, limit - slack_len(marker))]
+    head = _drop_partial_entity(text[: _units_prefix(text, limit - slack_len(marker))]).rstrip(ZWJ)
     if head and "\ud800" <= head[-1] <= "\udbff":  # a high surrogate whose partner was cut
         head = head[:-1]
-    head = _drop_partial_entity(head).rstrip(ZWJ)
     return head + marker
 
 

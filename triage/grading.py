@@ -126,7 +126,7 @@ def subject_is_ticket(subject: str, intake: Intake) -> bool:
             for s in ids.sdks
         )
     if kind == "person" and value == REQUESTER:
-        return bool(getattr(intake, "requester_email", "") or getattr(intake, "requester_ids", None))
+        return bool(intake.requester_email or intake.requester_ids)
     fields = _SUBJECT_FIELDS.get(kind, ())
     return any(value == str(v).strip().casefold() for name in fields for v in getattr(ids, name))
 
