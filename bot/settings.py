@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     anthropic_base_url: str = "https://api.anthropic.com"
     triage_model: str = "claude-sonnet-5-5"
     triage_intake_model: str = "claude-haiku-5-5"
+    # a YAML price table replacing the bundled one (integrations/data/model_prices.yaml; same shape)
+    model_prices_file: str = ""
     anthropic_max_retries: int = 3
     anthropic_timeout_seconds: float = 120.0
     # where the model runs: the Anthropic API, Amazon Bedrock or Google Vertex AI (see docs/readme/providers.md)
@@ -124,6 +126,9 @@ class Settings(BaseSettings):
     # this process's name in the runs table, the poll lease and the logs; empty = host:pid
     replica_id: str = ""
     playbooks_dir: str = ""
+    # extra URL prefixes model-written text may link to (besides evidence URLs, the profile's docs and the
+    # SDK catalogue's repos and package pages); an entry ending in "$" allows that one page only
+    link_allowlist: CsvList = Field(default_factory=list)
     redact_emails: bool = True
     redact_phones: bool = True
     research_deadline_seconds: float = 45.0
@@ -170,6 +175,7 @@ class Settings(BaseSettings):
         "zendesk_filter_forms",
         "zendesk_filter_via",
         "posthog_mcp_extra_allowed_tools",
+        "link_allowlist",
         mode="before",
     )(_csv)
 

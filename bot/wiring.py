@@ -14,12 +14,14 @@ from integrations.anthropic_model import AnthropicModel
 from integrations.extra_mcp import ExtraMcpSource
 from integrations.github import GitHubSource
 from integrations.llm_providers import ProviderConfig
+from integrations.model_prices import PriceTable
 from integrations.posthog_analytics import PostHogAnalytics
 from integrations.posthog_mcp import PostHogMcpSource
 from integrations.registries import RegistrySource
 from integrations.store import SqlStore
 from integrations.zendesk import ZendeskTicketSource
 from triage.engine import TriageConfig, TriageEngine
+from triage.links import LinkPolicy
 from triage.metering import DailyBudget, MeteredModel
 from triage.models import Ticket
 from triage.playbooks import load_playbooks, load_sdk_catalogue, load_vocabulary
@@ -88,6 +90,7 @@ def build_model(settings: Settings, analytics: PostHogAnalytics | None = None) -
         provider=provider_config(settings),
         structured_output=settings.triage_structured_output,
         prompt_caching=settings.triage_prompt_caching,
+        prices=PriceTable.load(settings.model_prices_file or None),
     )
 
 
@@ -174,6 +177,7 @@ def build_services(
     analytics = build_analytics(settings)
     chosen = build_model(settings, analytics) if model is _FROM_SETTINGS else model
     budget = settings.triage_daily_budget_usd
+    catalogue = load_sdk_catalogue(playbooks_dir)
     engine = TriageEngine(
         tickets=zendesk if tickets is _FROM_SETTINGS else tickets,
         sources=build_sources(settings) if sources is None else sources,
@@ -182,10 +186,11 @@ def build_services(
         budget=DailyBudget(budget, store.model_cost_since) if budget > 0 else None,
         observer=analytics.triage_finished if analytics is not None else None,
         playbooks=load_playbooks(playbooks_dir),
-        sdk_catalogue=load_sdk_catalogue(playbooks_dir),
+        sdk_catalogue=catalogue,
         vocabulary=load_vocabulary(playbooks_dir),
         config=triage_config(settings),
         audit=_audit_sink(store),
+        links=LinkPolicy.from_profile(playbooks_dir, extra=settings.link_allowlist, catalogue=catalogue),
     )
     return Services(
         settings=settings,

@@ -257,6 +257,18 @@ def _badge(confidence: Confidence) -> str:
     return f"{emoji} _{label}_"
 
 
+def grade_line(report: TriageReport) -> str:
+    """The report's grade in one line (the card's first line after the ticket): the root cause's grade."""
+    if report.root_cause is None:
+        return "❓ *Not determined — needs a human*"
+    emoji, label = CONFIDENCE_BADGE[report.root_cause.confidence]
+    return f"{emoji} *{label}*"
+
+
+def _grade_text(report: TriageReport) -> str:
+    return CONFIDENCE_BADGE[report.root_cause.confidence][1] if report.root_cause else "Not determined"
+
+
 def _finding_line(finding: Finding, limit: int = ITEM_MAX) -> str:
     statement = safe_inline(finding.statement, limit)
     return f"{_badge(finding.confidence)} — {statement}{_cites(finding.evidence_ids)}"
@@ -397,6 +409,7 @@ def parent_message(state: CardState) -> dict[str, Any]:
             blocks.append({"type": "actions", "elements": [_button("Re-run", ACTION_RERUN, run_id)]})
         footer.append(f"⏱ {_elapsed(state.elapsed_s)}")
     elif state.status == "done" and report is not None:
+        lines.append(grade_line(report))
         if report.mode is ReportMode.evidence_only:
             reason = f": {safe_inline(report.degraded_reason, 200)}" if report.degraded_reason else ""
             lines.append(f"⚠️ *{EVIDENCE_ONLY}*{reason}")
@@ -419,7 +432,7 @@ def parent_message(state: CardState) -> dict[str, Any]:
             )
         blocks = [_section("\n".join(lines)), card_buttons(report, run_id)]
         footer.extend(x for x in (_sources_ok(report), f"⏱ {_seconds(report.timings.total_ms)}") if x)
-        fallback_status = report.summary or "triage done"
+        fallback_status = f"{_grade_text(report)}: {report.summary or 'triage done'}"
         if report.mode is ReportMode.evidence_only:
             fallback_status = f"{EVIDENCE_ONLY}. {fallback_status}"
     else:
@@ -456,7 +469,7 @@ def report_messages(report: TriageReport) -> list[dict[str, Any]]:
     pager = _Pager()
     pager.add(_header(f"Triage report · {t.ref}"))
     head = [_ticket_title(t, t.url), _ticket_meta(t, report.product_area_label)]
-    pager.add(_section("\n".join(x for x in head if x)))
+    pager.add(_section("\n".join(x for x in [*head, grade_line(report)] if x)))
     if report.mode is ReportMode.evidence_only:
         reason = f" {safe_inline(report.degraded_reason, 500)}" if report.degraded_reason else ""
         pager.add(_section(f"⚠️ *{EVIDENCE_ONLY}.*{reason} The findings below are the raw research results."))
@@ -476,7 +489,7 @@ def report_messages(report: TriageReport) -> list[dict[str, Any]]:
     if report.evidence:
         pager.lines([_evidence_row(e) for e in report.evidence], f"*Evidence* — {len(report.evidence)} items")
     if report.ruled_out:
-        pager.lines(_capped(report.ruled_out), "*Ruled out*")
+        pager.lines(_capped(report.ruled_out), "*Checked and ruled out*")
     if report.next_steps:
         pager.lines(_capped(report.next_steps, numbered=True), "*Next steps*")
     if report.checklist:
@@ -519,7 +532,7 @@ def report_messages(report: TriageReport) -> list[dict[str, Any]]:
             + (f" · run {safe_inline(report.run_id, 64)}" if report.run_id else ""),
         )
     )
-    first = f"Triage report for {t.ref}: {report.summary or t.subject}"
+    first = f"Triage report for {t.ref} ({_grade_text(report)}): {report.summary or t.subject}"
     if report.mode is ReportMode.evidence_only:
         first = f"Triage report for {t.ref} ({EVIDENCE_ONLY}): {report.summary or t.subject}"
 
@@ -569,7 +582,7 @@ def packet_messages(packet: EscalationPacket) -> list[dict[str, Any]]:
     if packet.evidence:
         pager.lines([_evidence_row(e) for e in packet.evidence], f"*Evidence* — {len(packet.evidence)} items")
     if packet.ruled_out:
-        pager.lines(_capped(packet.ruled_out), "*Ruled out*")
+        pager.lines(_capped(packet.ruled_out), "*Checked and ruled out*")
 
     def fallback(i: int, n: int) -> str:
         if i == 1:

@@ -175,7 +175,7 @@ def report_markdown(report: TriageReport) -> str:
     if report.evidence:
         _section(out, "Evidence", _evidence_table(report.evidence))
     if report.ruled_out:
-        _section(out, "Ruled out", _bullets(report.ruled_out))
+        _section(out, "Checked and ruled out", _bullets(report.ruled_out))
     if report.next_steps:
         _section(out, "Next steps", _bullets(report.next_steps, numbered=True))
     if report.checklist:
@@ -244,7 +244,7 @@ def packet_markdown(packet: EscalationPacket) -> str:
     if packet.evidence:
         _section(out, "Evidence", _evidence_table(packet.evidence))
     if packet.ruled_out:
-        _section(out, "Ruled out", _bullets(packet.ruled_out))
+        _section(out, "Checked and ruled out", _bullets(packet.ruled_out))
     return "\n".join(out).rstrip() + "\n"
 
 

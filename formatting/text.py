@@ -130,7 +130,7 @@ def report_text(report: TriageReport) -> str:
             if ev is not None and ev.url:
                 out.append(" " * (2 + sum(widths) + 6) + _clip_width(_line(ev.url[: WIDTH * 2]), rest))
     if report.ruled_out:
-        out += ["", "Ruled out", *_list(report.ruled_out)]
+        out += ["", "Checked and ruled out", *_list(report.ruled_out)]
     if report.next_steps:
         out += ["", "Next steps", *_list(report.next_steps, numbered=True)]
     if report.checklist:

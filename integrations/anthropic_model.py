@@ -8,14 +8,13 @@
 - System blocks are sent as text blocks; the last one carries `cache_control` (static prompt first).
 - Retries (429, 529, 5xx, connection errors, honouring `retry-after`) are the SDK's; every SDK error
   becomes a one-line `LanguageModelError` that never contains ticket text.
-- Usage is reported with a cost from `PRICES` (USD per million tokens).
+- Usage is reported with a cost from the price table (`integrations.model_prices`, a data file).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anthropic
@@ -23,6 +22,7 @@ from anthropic import transform_schema
 from pydantic import BaseModel, ValidationError
 
 from integrations.llm_providers import DEFAULT_BASE_URL, ProviderConfig, build_client, canonical_model_id
+from integrations.model_prices import Price, PriceTable, bundled_prices
 from triage.models import Usage
 from triage.protocols import ConfigError, LanguageModelError, ModelResult
 
@@ -31,61 +31,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
 
 
-@dataclass(frozen=True)
-class Price:
-    """USD per million tokens."""
-
-    input: float
-    cache_write_5m: float
-    cache_read: float
-    output: float
-    cache_write_1h: float | None = None  # default: 2 × input
-
-    @property
-    def write_1h(self) -> float:
-        return self.cache_write_1h if self.cache_write_1h is not None else 2 * self.input
+def price_for(model: str, prompt_tokens: int = 0, prices: PriceTable | None = None) -> Price | None:
+    """The price of `model` from the price table (Bedrock/Vertex ids are mapped first), or None."""
+    return (prices or bundled_prices()).price_for(canonical_model_id(model), prompt_tokens)
 
 
-# From the pricing pages (see docs/readme/synthesis.md); longest prefix wins, so dated ids match too.
-PRICES: dict[str, Price] = {
-    "claude-haiku-4-5": Price(1.0, 1.25, 0.10, 5.0),
-    "claude-sonnet-4-5": Price(3.0, 3.75, 0.30, 15.0),
-    "claude-sonnet-4-6": Price(3.0, 3.75, 0.30, 15.0),
-    "claude-opus-4-5": Price(5.0, 6.25, 0.50, 25.0),
-    "claude-opus-4-6": Price(5.0, 6.25, 0.50, 25.0),
-    "claude-opus-4-7": Price(5.0, 6.25, 0.50, 25.0),
-    "claude-opus-4-8": Price(5.0, 6.25, 0.50, 25.0),
-    "claude-opus-5": Price(5.0, 6.25, 0.50, 25.0),
-    "claude-sonnet-5": Price(2.0, 2.50, 0.20, 10.0),
-    "claude-sonnet-5-5": Price(2.0, 2.50, 0.20, 10.0),
-    "claude-opus-5-5": Price(4.0, 5.0, 0.20, 20.0),
-    "claude-haiku-5-5": Price(0.10, 0.125, 0.01, 0.50),
-    "claude-fable-5-1": Price(10.0, 12.50, 0.25, 50.0),
-    "claude-mythos-5-1": Price(10.0, 12.50, 0.25, 50.0),
-}
-# Long-prompt tier: (model prefix, prompt-token threshold, price above it).
-LONG_PROMPT_PRICES: dict[str, tuple[int, Price]] = {
-    "claude-haiku-5-5": (100_000, Price(0.50, 0.625, 0.05, 2.50)),
-}
-
-
-def price_for(model: str, prompt_tokens: int = 0) -> Price | None:
-    """The price of `model` (longest matching prefix; Bedrock/Vertex ids are mapped first), or None."""
-    model = canonical_model_id(model)
-    best = ""
-    for prefix in PRICES:
-        if (model == prefix or model.startswith(prefix + "-")) and len(prefix) > len(best):
-            best = prefix
-    if not best:
-        return None
-    tier = LONG_PROMPT_PRICES.get(best)
-    if tier and prompt_tokens > tier[0]:
-        return tier[1]
-    return PRICES[best]
-
-
-def usage_of(model: str, raw: Any) -> Usage:
-    """Convert an SDK `Usage` into ours, with the cost (0 for an unknown model)."""
+def usage_of(model: str, raw: Any, prices: PriceTable | None = None) -> Usage:
+    """Convert an SDK `Usage` into ours, with the cost (0 for a model the price table does not list)."""
     input_tokens = int(getattr(raw, "input_tokens", 0) or 0)
     output_tokens = int(getattr(raw, "output_tokens", 0) or 0)
     cache_read = int(getattr(raw, "cache_read_input_tokens", 0) or 0)
@@ -95,7 +47,7 @@ def usage_of(model: str, raw: Any) -> Usage:
     if detail is not None:
         write_1h = int(getattr(detail, "ephemeral_1h_input_tokens", 0) or 0)
     write_5m = max(0, cache_write - write_1h)
-    price = price_for(model, input_tokens + cache_read + cache_write)
+    price = price_for(model, input_tokens + cache_read + cache_write, prices)
     cost = 0.0
     if price is not None:
         cost = (
@@ -191,6 +143,7 @@ class AnthropicModel:
         structured_output: bool = True,
         prompt_caching: bool = True,
         analytics: Any | None = None,  # integrations.posthog_analytics.PostHogAnalytics
+        prices: PriceTable | None = None,
     ) -> None:
         self.provider = provider or ProviderConfig(
             "anthropic", api_key=api_key, base_url=base_url, max_retries=max_retries, timeout_s=timeout_s
@@ -200,6 +153,7 @@ class AnthropicModel:
         self.structured_output = structured_output
         self.prompt_caching = prompt_caching
         self.analytics = analytics
+        self.prices = prices or bundled_prices()
         try:
             self._client = build_client(self.provider, analytics.client if analytics is not None else None)
         except ConfigError as exc:
@@ -279,7 +233,7 @@ class AnthropicModel:
             msg = _error_message(exc, model)
             log.warning("model call failed: %s", msg)
             raise LanguageModelError(msg) from exc
-        usage = usage_of(model, message.usage)
+        usage = usage_of(model, message.usage, self.prices)
         if message.stop_reason == "refusal":
             raise LanguageModelError(f"the model declined to answer ({model})")
         text = "".join(getattr(block, "text", "") for block in message.content if block.type == "text")

@@ -119,3 +119,13 @@ async def test_summarize_sources_counts_per_source() -> None:
     assert summary["a"].count == 2 and summary["a"].ok == 1 and summary["a"].failed == 1
     assert summary["a"].status is EvidenceStatus.ok
     assert summary["b"].status is EvidenceStatus.timeout and summary["b"].failed == 1
+
+
+def test_source_list_comes_from_the_plan() -> None:
+    """Grading rule 1: a row of a source that was never planned is not in the source list."""
+    tasks = [task("a1", source="a")]
+    rows = [
+        Evidence(id="E1", source="a", status=EvidenceStatus.ok),
+        Evidence(id="E2", source="injected", status=EvidenceStatus.ok),
+    ]
+    assert [s.source for s in summarize_sources(tasks, rows, also=["b"])] == ["a", "b"]

@@ -12,6 +12,7 @@ import re
 
 from pydantic import BaseModel, Field
 
+from triage.links import LinkPolicy, default_policy
 from triage.models import (
     AuthorRole,
     Confidence,
@@ -29,7 +30,7 @@ from triage.models import (
 )
 from triage.playbooks import Playbook, bundled_playbooks, playbook_for_area
 from triage.prompting import UNTRUSTED_NOTICE, clip, neutralise, ticket_as_data
-from triage.prose import remove_evidence_refs, sanitize_reply, strip_slack_markup
+from triage.prose import customer_text, internal_text, remove_evidence_refs, strip_slack_markup
 from triage.protocols import LanguageModel, LanguageModelError
 
 log = logging.getLogger(__name__)
@@ -399,6 +400,7 @@ async def escalation_packet(
     model: LanguageModel | None,
     *,
     playbook: Playbook | None = None,
+    links: LinkPolicy | None = None,
 ) -> EscalationPacket:
     """The packet an engineer gets: summary, impact, environment, repro, evidence, ruled out, owner."""
     base = deterministic_packet(report, ticket, playbook)
@@ -428,14 +430,22 @@ async def escalation_packet(
         return base
     out = result.output
     valid = {e.id for e in report.evidence}
+    policy = links or default_policy()
+    grade = _grade(report)
+
+    def police(text: str, keep: set[str] = valid) -> str:
+        return internal_text(
+            remove_evidence_refs(text, keep=keep), evidence=report.evidence, links=policy, grade=grade
+        )[0]
+
+    steps = [police(x) for x in _clean_list(out.reproduction_steps, MAX_REPRO_STEPS)]
     return base.model_copy(
         update={
-            "title": clip(strip_slack_markup(remove_evidence_refs(out.title)) or base.title, 150),
-            "summary": strip_slack_markup(remove_evidence_refs(out.summary, keep=valid)) or base.summary,
-            "impact": strip_slack_markup(remove_evidence_refs(out.impact, keep=valid)) or base.impact,
-            "reproduction_steps": _clean_list(out.reproduction_steps, MAX_REPRO_STEPS)
-            or base.reproduction_steps,
-            "suspected_component": strip_slack_markup(out.suspected_component) or base.suspected_component,
+            "title": clip(police(out.title, set()) or base.title, 150),
+            "summary": police(out.summary) or base.summary,
+            "impact": police(out.impact) or base.impact,
+            "reproduction_steps": [x for x in steps if x] or base.reproduction_steps,
+            "suspected_component": police(out.suspected_component, set()) or base.suspected_component,
         }
     )
 
@@ -470,12 +480,28 @@ def _internal_urls(report: TriageReport) -> list[str]:
     return [e.url for e in report.evidence if e.internal and e.url]
 
 
-def _public_text(text: str, report: TriageReport) -> str:
-    """Text meant for customers: no evidence ids, internal URLs or Slack markup."""
-    return sanitize_reply(text, report.evidence)
+def _grade(report: TriageReport) -> Confidence:
+    """The grade model-written draft text is held to: the report's root cause (none → suspected)."""
+    return report.root_cause.confidence if report.root_cause else Confidence.suspected
 
 
-def deterministic_kb(report: TriageReport) -> KbArticle:
+def _public_text(
+    text: str, report: TriageReport, links: LinkPolicy | None = None, *, model_written: bool = False
+) -> str:
+    """Text meant for customers (`prose.customer_text`): nothing internal, public links only, and model
+    text no surer than the report's root cause."""
+    out, _ = customer_text(
+        text,
+        evidence=report.evidence,
+        intake=report.intake,
+        links=links or default_policy(),
+        grade=_grade(report) if model_written else None,
+        model_written=model_written,
+    )
+    return out
+
+
+def deterministic_kb(report: TriageReport, links: LinkPolicy | None = None) -> KbArticle:
     bug = report.known_bug
     rc = report.root_cause
     ids = report.intake.identifiers
@@ -503,19 +529,21 @@ def deterministic_kb(report: TriageReport) -> KbArticle:
     elif ids.sdks:
         affected = ", ".join(f"{s.name} {s.version}" for s in ids.sdks if s.version)
     return KbArticle(
-        title=clip(_public_text(title, report), 150),
-        problem=_public_text(report.ticket.subject or report.summary, report),
-        symptoms=[_public_text(s, report) for s in symptoms if s],
-        cause=_public_text(cause, report),
-        resolution_steps=[t for t in (_public_text(s, report) for s in steps[:8]) if t],
+        title=clip(_public_text(title, report, links), 150),
+        problem=_public_text(report.ticket.subject or report.summary, report, links),
+        symptoms=[_public_text(s, report, links) for s in symptoms if s],
+        cause=_public_text(cause, report, links),
+        resolution_steps=[t for t in (_public_text(s, report, links) for s in steps[:8]) if t],
         affected_versions=affected,
         related_links=_public_links(report),
     )
 
 
-async def kb_article(report: TriageReport, model: LanguageModel | None) -> KbArticle:
+async def kb_article(
+    report: TriageReport, model: LanguageModel | None, *, links: LinkPolicy | None = None
+) -> KbArticle:
     """A knowledge-base draft. Public facts only: internal evidence and ids never appear in it."""
-    base = deterministic_kb(report)
+    base = deterministic_kb(report, links)
     if model is None:
         return base
     prompt = (
@@ -538,14 +566,18 @@ async def kb_article(report: TriageReport, model: LanguageModel | None) -> KbArt
         log.info("kb article: model unavailable (%s); using the deterministic draft", exc)
         return base
     out = result.output
+
+    def public(text: str) -> str:
+        return _public_text(text, report, links, model_written=True)
+
     return KbArticle(
-        title=clip(_public_text(out.title, report) or base.title, 150),
-        problem=_public_text(out.problem, report) or base.problem,
-        symptoms=[s for s in (_public_text(x, report) for x in out.symptoms[:10]) if s] or base.symptoms,
-        cause=_public_text(out.cause, report) or base.cause,
-        resolution_steps=[s for s in (_public_text(x, report) for x in out.resolution_steps[:10]) if s]
+        title=clip(public(out.title) or base.title, 150),
+        problem=public(out.problem) or base.problem,
+        symptoms=[s for s in (public(x) for x in out.symptoms[:10]) if s] or base.symptoms,
+        cause=public(out.cause) or base.cause,
+        resolution_steps=[s for s in (public(x) for x in out.resolution_steps[:10]) if s]
         or base.resolution_steps,
-        affected_versions=_public_text(out.affected_versions, report) or base.affected_versions,
+        affected_versions=public(out.affected_versions) or base.affected_versions,
         related_links=base.related_links,
     )
 
@@ -557,7 +589,7 @@ class ReplyOutput(BaseModel):
     body: str
 
 
-def deterministic_reply(report: TriageReport) -> ReplyDraft:
+def deterministic_reply(report: TriageReport, links: LinkPolicy | None = None) -> ReplyDraft:
     lang = reply_language(report.intake.language)
     body = report.customer_reply_draft.strip()
     if not body:
@@ -567,13 +599,16 @@ def deterministic_reply(report: TriageReport) -> ReplyDraft:
             questions=report.questions_for_customer,
             fix=released_fix(report),
         )
-    return ReplyDraft(language=lang, body=_public_text(body, report))
+    return ReplyDraft(language=lang, body=_public_text(body, report, links))
 
 
-async def reply_draft(report: TriageReport, model: LanguageModel | None) -> ReplyDraft:
-    """A reply to the customer in their language; it never cites internal evidence."""
-    base = deterministic_reply(report)
-    if model is None:
+async def reply_draft(
+    report: TriageReport, model: LanguageModel | None, *, links: LinkPolicy | None = None
+) -> ReplyDraft:
+    """A reply to the customer in their language; it never cites internal evidence, and below a Likely
+    root cause it is the conservative template (a model could only state what is not established)."""
+    base = deterministic_reply(report, links)
+    if model is None or _grade(report) == Confidence.suspected:
         return base
     lang = report.intake.language or "en"
     prompt = (
@@ -598,7 +633,7 @@ async def reply_draft(report: TriageReport, model: LanguageModel | None) -> Repl
     except LanguageModelError as exc:
         log.info("reply draft: model unavailable (%s); using the deterministic draft", exc)
         return base
-    body = _public_text(result.output.body, report)
+    body = _public_text(result.output.body, report, links, model_written=True)
     if not body:
         return base
     code = lang.strip().lower().replace("_", "-").split("-")[0] or "en"

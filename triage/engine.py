@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from triage import drafts, followup
 from triage.intake import refine_intake, rule_intake
+from triage.links import LinkPolicy
 from triage.metering import DailyBudget, PausedModel, annotate, run_context
 from triage.models import (
     EscalationPacket,
@@ -97,6 +98,7 @@ class TriageEngine:
         audit: AuditSink | None = None,
         budget: DailyBudget | None = None,
         observer: RunObserver | None = None,
+        links: LinkPolicy | None = None,
     ) -> None:
         self.tickets = tickets
         self.sources = list(sources)
@@ -109,6 +111,7 @@ class TriageEngine:
         self.audit = audit
         self.budget = budget
         self.observer = observer
+        self.links = links or LinkPolicy.from_profile(catalogue=self.sdk_catalogue)
         self.redactor = Redactor(emails=self.config.redact_emails, phones=self.config.redact_phones)
         self._started = False
 
@@ -264,7 +267,7 @@ class TriageEngine:
             )
         evidence = [*await running, *second, *plan_failures]
         evidence = [e.model_copy(update={"id": f"E{i}"}) for i, e in enumerate(evidence, start=1)]
-        sources = summarize_sources([*wave1, *wave2], evidence)
+        sources = summarize_sources([*wave1, *wave2], evidence, also=[f.source for f in plan_failures])
         research_ms = _ms(t_research)
 
         # synthesis + grading (evidence-only without a model)
@@ -278,6 +281,7 @@ class TriageEngine:
             sources=sources,
             model=model,
             run_id=run_id,
+            links=self.links,
         )
         synthesis_ms = _ms(t0)
 
@@ -336,15 +340,15 @@ class TriageEngine:
     async def escalation_packet(self, report: TriageReport, ticket: Ticket | None = None) -> EscalationPacket:
         clean = self.redactor.redact_ticket(ticket) if ticket else None
         with run_context(report.run_id, "packet", **_report_props(report)):
-            return await drafts.escalation_packet(report, clean, await self._active_model())
+            return await drafts.escalation_packet(report, clean, await self._active_model(), links=self.links)
 
     async def kb_article(self, report: TriageReport) -> KbArticle:
         with run_context(report.run_id, "kb", **_report_props(report)):
-            return await drafts.kb_article(report, await self._active_model())
+            return await drafts.kb_article(report, await self._active_model(), links=self.links)
 
     async def reply_draft(self, report: TriageReport) -> ReplyDraft:
         with run_context(report.run_id, "reply", **_report_props(report)):
-            return await drafts.reply_draft(report, await self._active_model())
+            return await drafts.reply_draft(report, await self._active_model(), links=self.links)
 
     async def follow_up(
         self, report: TriageReport, question: str, history: Sequence[tuple[str, str]] = ()
@@ -360,6 +364,7 @@ class TriageEngine:
                 model=await self._active_model(),
                 history=list(history),
                 extra_evidence=extra,
+                links=self.links,
             )
 
     def _playbook_of(self, intake: Intake) -> Playbook:

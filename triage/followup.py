@@ -12,9 +12,10 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
+from triage.links import LinkPolicy, default_policy
 from triage.models import Evidence, EvidenceStatus, FollowUpAnswer, TriageReport
 from triage.prompting import UNTRUSTED_NOTICE, clip, neutralise
-from triage.prose import remove_evidence_refs, strip_slack_markup
+from triage.prose import internal_text, remove_evidence_refs, strip_slack_markup
 from triage.protocols import LanguageModel, LanguageModelError
 from triage.synthesis import evidence_table
 
@@ -222,6 +223,7 @@ async def answer_follow_up(
     model: LanguageModel | None,
     history: Sequence[tuple[str, str]] = (),
     extra_evidence: Sequence[Evidence] = (),
+    links: LinkPolicy | None = None,
 ) -> FollowUpAnswer:
     """Answer a thread question from the report and its evidence (plus optional fresh evidence).
 
@@ -258,6 +260,7 @@ async def answer_follow_up(
     valid = {e.id for e in evidence if e.id}
     out = result.output
     text = remove_evidence_refs(strip_slack_markup(out.answer), keep=valid)
+    text, _ = internal_text(text, evidence=evidence, links=links or default_policy())
     inline = re.findall(r"\bE\d{1,4}\b", text)
     ids: list[str] = []
     for eid in [*out.evidence_ids, *inline]:

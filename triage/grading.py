@@ -29,7 +29,7 @@ from collections.abc import Iterable
 
 from triage.drafts import template_reply
 from triage.known_bug import choose_known_bug, fix_applies
-from triage.links import LinkPolicy, default_policy, evidence_urls
+from triage.links import LinkPolicy, default_policy
 from triage.models import (
     Confidence,
     Escalation,
@@ -42,14 +42,11 @@ from triage.models import (
     TriageReport,
 )
 from triage.prose import (
-    cap_certainty,
-    drop_sentences,
+    customer_text,
     inline_refs,
-    internal_strings,
-    known_versions,
+    internal_text,
     remove_escalation_denials,
     remove_evidence_refs,
-    sanitize_reply,
     states_fact,
     strip_slack_markup,
 )
@@ -149,8 +146,7 @@ class _Grader:
         self.by_id: dict[str, Evidence] = {e.id: e for e in report.evidence if e.id and e.source in planned}
         unplanned = [e.id for e in report.evidence if e.id and e.source not in planned]
         self.unplanned = set(unplanned)
-        self.urls = evidence_urls(self.by_id.values())
-        self.public_urls = evidence_urls(self.by_id.values(), public_only=True)
+        self.citable = list(self.by_id.values())
         self.llm = report.mode == ReportMode.llm
 
     def note(self, text: str) -> None:
@@ -167,17 +163,31 @@ class _Grader:
             self.note(f"{what}: removed citation(s) of {why} {', '.join(dropped)}")
         return kept
 
-    def text(self, text: str, what: str, grade: Confidence | None = None, public: bool = False) -> str:
+    def text(self, text: str, what: str, grade: Confidence | None = None) -> str:
         """Model prose: no Slack markup, only valid inline refs, certainty ≤ grade, links by policy."""
-        out = remove_evidence_refs(strip_slack_markup(text or ""), keep=() if public else self.by_id)
-        if grade is not None and self.llm:
-            out = cap_certainty(out, grade)
-        out, removed = self.links.police(out, self.public_urls if public else self.urls)
+        out = remove_evidence_refs(strip_slack_markup(text or ""), keep=self.by_id)
+        out, removed = internal_text(
+            out, evidence=self.citable, links=self.links, grade=grade if self.llm else None
+        )
         if removed:
             self.note(
                 f"{what}: removed {removed} link(s) that are neither evidence nor on the link allowlist"
             )
-        return out.strip()
+        return out
+
+    def public(self, text: str, what: str, grade: Confidence | None = None) -> str:
+        """Text a customer may read (see `prose.customer_text`)."""
+        out, notes = customer_text(
+            text,
+            evidence=self.citable,
+            intake=self.report.intake,
+            links=self.links,
+            grade=grade if self.llm else None,
+            model_written=self.llm,
+        )
+        for n in notes:
+            self.note(f"{what}: {n}")
+        return out
 
     def ok(self, ids: Iterable[str]) -> list[Evidence]:
         return [self.by_id[i] for i in ids if i in self.by_id and self.by_id[i].status == EvidenceStatus.ok]
@@ -312,7 +322,7 @@ def grade(report: TriageReport, links: LinkPolicy | None = None) -> TriageReport
             "ruled_out": _ruled_out(g, report.ruled_out, grade_of_text),
             "next_steps": _next_steps(g, report.next_steps, grade_of_text),
             "questions_for_customer": [
-                t for t in (g.text(x, "questions", public=True) for x in report.questions_for_customer) if t
+                t for t in (g.public(x, "questions") for x in report.questions_for_customer) if t
             ],
             "escalation": escalation,
         }
@@ -367,15 +377,8 @@ def _customer_reply(g: _Grader, report: TriageReport) -> str:
             questions=report.questions_for_customer,
         )
     grade_of_text = root.confidence if root is not None else Confidence.likely
-    out = g.text(sanitize_reply(original, report.evidence), "reply draft", grade_of_text, public=True)
-    versions = known_versions(report.intake, g.by_id.values()) if g.llm else None
-    out, dropped = drop_sentences(out, internal_strings(report.evidence), versions)
-    if dropped:
-        g.note(
-            f"reply draft: removed {dropped} sentence(s) naming internal data, tools or versions "
-            "no evidence reports"
-        )
-    if out != original and not dropped:
+    out = g.public(original, "reply draft", grade_of_text)
+    if out != original.strip() and not any(n.startswith("reply draft") for n in g.notes):
         g.note("reply draft: removed evidence references, internal links or Slack markup")
     return out
 

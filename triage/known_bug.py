@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from triage.drafts import older_than
 from triage.models import Evidence, EvidenceStatus, Intake, KnownBug
+from triage.versions import older_than
 
 GITHUB_SOURCE = "github"
 

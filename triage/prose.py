@@ -8,13 +8,14 @@ that deny an escalation, words that make a next step a statement of fact) is dat
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
+from triage.links import LinkPolicy, evidence_urls
 from triage.models import Confidence, Evidence, Intake
 
 WORDS_FILE = Path(__file__).parent / "data" / "grading_words.yaml"
@@ -215,3 +216,46 @@ def sanitize_reply(text: str, evidence: Iterable[Evidence]) -> str:
             out = out.replace(ev.url, "")
     out = remove_evidence_refs(out)
     return tidy(out) if out != text else out
+
+
+# ---------------------------------------------------------------- one policing pass per audience
+
+
+def internal_text(
+    text: str, *, evidence: Sequence[Evidence], links: LinkPolicy, grade: Confidence | None = None
+) -> tuple[str, int]:
+    """Model text for engineers (report, packet, follow-up): plain text, certainty ≤ `grade`, links by
+    policy. Returns (text, links removed)."""
+    out = strip_slack_markup(text or "")
+    if grade is not None:
+        out = cap_certainty(out, grade)
+    out, removed = links.police(out, evidence_urls(evidence))
+    return out.strip(), removed
+
+
+def customer_text(
+    text: str,
+    *,
+    evidence: Sequence[Evidence],
+    intake: Intake,
+    links: LinkPolicy,
+    grade: Confidence | None = None,
+    model_written: bool = True,
+) -> tuple[str, list[str]]:
+    """Text a customer may read (reply, KB): no evidence ids, Slack markup, internal URLs, tool names or
+    person properties; certainty ≤ `grade`; public links only; model-written text names no version that
+    neither the ticket nor the research reported. Returns (text, what was removed, as short notes)."""
+    notes: list[str] = []
+    out = sanitize_reply(text or "", evidence)
+    if grade is not None:
+        out = cap_certainty(out, grade)
+    out, removed = links.police(out, evidence_urls(evidence, public_only=True))
+    if removed:
+        notes.append(f"removed {removed} link(s) that are neither public evidence nor on the link allowlist")
+    versions = known_versions(intake, evidence) if model_written else None
+    out, dropped = drop_sentences(out, internal_strings(evidence), versions)
+    if dropped:
+        notes.append(
+            f"removed {dropped} sentence(s) naming internal data, tools or versions no evidence reports"
+        )
+    return out.strip(), notes

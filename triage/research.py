@@ -223,15 +223,18 @@ def new_tasks(done: Sequence[ResearchTask], planned: Sequence[ResearchTask]) -> 
     return out
 
 
-def summarize_sources(tasks: Sequence[ResearchTask], evidence: Sequence[Evidence]) -> list[SourceStatus]:
-    """One status line per source that was queried (in first-seen plan order)."""
+def summarize_sources(
+    tasks: Sequence[ResearchTask], evidence: Sequence[Evidence], also: Sequence[str] = ()
+) -> list[SourceStatus]:
+    """One status line per source of the plan (in plan order), plus `also` (sources whose planning failed).
+
+    The list comes from the plan, not from the rows: a row of any other source is not counted here, and
+    grading refuses citations of it (grading rule 1).
+    """
     order: list[str] = []
-    for task in tasks:
-        if task.source not in order:
-            order.append(task.source)
-    for row in evidence:
-        if row.source not in order:
-            order.append(row.source)
+    for name in [*(task.source for task in tasks), *also]:
+        if name not in order:
+            order.append(name)
     out: list[SourceStatus] = []
     for name in order:
         rows = [r for r in evidence if r.source == name]
