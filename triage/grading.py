@@ -43,8 +43,10 @@ from triage.models import (
 )
 from triage.prose import (
     customer_text,
+    drop_sentences,
     inline_refs,
     internal_text,
+    known_versions,
     remove_escalation_denials,
     remove_evidence_refs,
     states_fact,
@@ -305,6 +307,12 @@ def grade(report: TriageReport, links: LinkPolicy | None = None) -> TriageReport
 
     model_summary = report.summary.split(MOSTLY_FAILED_NOTE, 1)[0].strip()  # a re-grade re-adds the note
     summary = g.text(model_summary, "summary", grade_of_text)
+    if g.llm:
+        summary, dropped = drop_sentences(summary, versions=known_versions(report.intake, g.citable))
+        if dropped:
+            g.note(
+                f"summary: removed {dropped} sentence(s) naming a version that neither ticket nor evidence has"
+            )
     if escalation.needed and g.llm:
         summary = remove_escalation_denials(summary)
     summary = summary or _fallback_summary(report)

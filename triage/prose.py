@@ -199,7 +199,9 @@ def internal_strings(evidence: Iterable[Evidence]) -> list[str]:
 
 def known_versions(intake: Intake, evidence: Iterable[Evidence]) -> set[str]:
     """Version numbers the customer reply may mention: the ticket's SDK versions and research results."""
-    found = {s.version.lstrip("v") for s in intake.identifiers.sdks if s.version}
+    ids = intake.identifiers
+    found = {s.version.lstrip("v") for s in ids.sdks if s.version}
+    found.update(m.group(1) for text in ids.releases for m in _VERSION.finditer(text))
     for ev in evidence:
         texts = [ev.title, ev.summary]
         texts += [str(v) for v in ev.data.values() if isinstance(v, str | int | float)]
