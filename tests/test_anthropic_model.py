@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import aiohttp
@@ -244,3 +245,35 @@ async def test_fake_accepts_x_api_key_and_rejects_temperature(fake: FakeAnthropi
             assert resp.status == 400
         async with http.post(f"{fake.url}/v1/messages", json=body, headers={"x-api-key": "nope"}) as resp:
             assert resp.status == 401
+
+
+def test_prices_are_data_with_a_date_and_a_file_overrides_them(tmp_path: Path) -> None:
+    from integrations.model_prices import PriceTable, bundled_prices
+    from triage.protocols import ConfigError
+
+    assert bundled_prices().read_on.isoformat() == "2026-12-01"
+    own = tmp_path / "prices.yaml"
+    own.write_text(
+        'read_on: "2027-01-15"\nmodels:\n'
+        "  claude-sonnet-5-5: {input: 1.0, cache_write_5m: 1.25, cache_read: 0.1, output: 4.0}\n"
+    )
+    table = PriceTable.load(own)
+    assert table.read_on.isoformat() == "2027-01-15" and table.price_for("claude-haiku-5-5") is None
+    raw = type("U", (), {"input_tokens": 1_000_000, "output_tokens": 1_000_000})()
+    assert usage_of("claude-sonnet-5-5", raw, table).cost_usd == 5.0
+    assert usage_of("claude-sonnet-5-5", raw).cost_usd == 12.0  # the bundled table: 2 + 10
+    own.write_text("read_on: yesterday\nmodels: {}\n")
+    with pytest.raises(ConfigError, match="MODEL_PRICES_FILE"):
+        PriceTable.load(own)
+
+
+def test_model_prices_file_setting_reaches_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.settings import Settings
+    from bot.wiring import build_model
+
+    own = tmp_path / "prices.yaml"
+    own.write_text('read_on: "2027-01-15"\nmodels: {}\n')
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    monkeypatch.setenv("MODEL_PRICES_FILE", str(own))
+    model = build_model(Settings())
+    assert isinstance(model, AnthropicModel) and model.prices.read_on.isoformat() == "2027-01-15"
