@@ -20,7 +20,7 @@ thread). The rules, exactly as enforced here:
    must cite a row that answered, uncited next steps may not state facts, every URL passes the link
    policy (`triage.links`), and the customer reply states no cause below `likely` and carries nothing
    internal (tool names, internal URLs, person properties, versions nobody reported).
-6. A suspected root cause (or none, in evidence-only mode) means escalation with a human verifying.
+6. A suspected root cause (or none) means escalation with a human verifying.
 """
 
 from __future__ import annotations
@@ -300,9 +300,7 @@ def grade(report: TriageReport, links: LinkPolicy | None = None) -> TriageReport
     escalation = report.escalation.model_copy(
         update={"reason": g.text(report.escalation.reason, "escalation reason", grade_of_text)}
     )
-    if (root is not None and root.confidence == Confidence.suspected) or (
-        root is None and report.mode == ReportMode.evidence_only
-    ):
+    if root is None or root.confidence == Confidence.suspected:
         escalation = _escalate(escalation)
 
     model_summary = report.summary.split(MOSTLY_FAILED_NOTE, 1)[0].strip()  # a re-grade re-adds the note
@@ -330,7 +328,9 @@ def grade(report: TriageReport, links: LinkPolicy | None = None) -> TriageReport
             "ruled_out": _ruled_out(g, report.ruled_out, grade_of_text),
             "next_steps": _next_steps(g, report.next_steps, grade_of_text),
             "questions_for_customer": [
-                t for t in (g.public(x, "questions") for x in report.questions_for_customer) if t
+                t
+                for t in (g.public(x, "questions", grade_of_text) for x in report.questions_for_customer)
+                if t
             ],
             "escalation": escalation,
         }
