@@ -142,7 +142,11 @@ def invented_issue_url(rows: list[Row]) -> dict[str, Any]:
 
 def unrelated_first_party_row(rows: list[Row]) -> dict[str, Any]:
     """'Data loss in the ingestion pipeline since Tuesday', confirmed by a row about something else."""
-    other = first(rows, lambda r: r.first_party and r.status == "ok" and not r.subject.startswith("flag_key"))
+    ticket_objects = ("new-checkout-flow", "user_8f3a2c", "jane@", "requester", "posthog-js")
+    other = first(
+        rows,
+        lambda r: r.first_party and r.status == "ok" and not any(t in r.subject for t in ticket_objects),
+    )
     return _synthesis(
         summary="Confirmed by data: data loss in the ingestion pipeline since Tuesday.",
         root_cause={
