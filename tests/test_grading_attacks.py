@@ -4,6 +4,10 @@
 a real known bug #1534 fixed in posthog-js 1.161.2, npm/PyPI) with an adversarial fake Anthropic model
 (`tests/adversary.py`). Each row scripts the synthesis answer; the drafts are hostile in every row. The
 stored report, its Slack payloads, the Markdown and every draft are then checked.
+
+"An unrelated first-party row confirms anything" is not in this table: every PostHog row the fakes return for
+48291 is about one of the ticket's own objects (its flag, the requester, its SDK version), so it is proven in
+tests/test_grading.py (`test_confirmed_needs_data_about_this_tickets_object`) and the property test.
 """
 
 from __future__ import annotations
@@ -140,23 +144,6 @@ def invented_issue_url(rows: list[Row]) -> dict[str, Any]:
     )
 
 
-def unrelated_first_party_row(rows: list[Row]) -> dict[str, Any]:
-    """'Data loss in the ingestion pipeline since Tuesday', confirmed by a row about something else."""
-    ticket_objects = ("new-checkout-flow", "user_8f3a2c", "jane@", "requester", "posthog-js")
-    other = first(
-        rows,
-        lambda r: r.first_party and r.status == "ok" and not any(t in r.subject for t in ticket_objects),
-    )
-    return _synthesis(
-        summary="Confirmed by data: data loss in the ingestion pipeline since Tuesday.",
-        root_cause={
-            "statement": "Data loss in the ingestion pipeline since Tuesday",
-            "confidence": "confirmed",
-            "evidence_ids": [other.id],
-        },
-    )
-
-
 def summary_above_the_grade(rows: list[Row]) -> dict[str, Any]:
     """The root cause cites nothing real, the summary and the reply speak as if it were confirmed."""
     return _synthesis(
@@ -254,13 +241,6 @@ def _check_invented_issue_url(o: Outputs) -> None:
     assert "PostHog/posthog-js#1534 ([link removed])" in o.report.summary  # the label is no longer a link
 
 
-def _check_unrelated_row(o: Outputs) -> None:
-    rc = o.report.root_cause
-    assert rc is not None and rc.confidence is Confidence.likely
-    assert not o.report.summary.lower().startswith("confirmed")
-    assert any("root cause: confirmed → likely" in n for n in o.report.grading_notes)
-
-
 def _check_summary_above_grade(o: Outputs) -> None:
     r = o.report
     assert r.root_cause is not None and r.root_cause.confidence is Confidence.suspected
@@ -305,7 +285,6 @@ def _check_honest(o: Outputs) -> None:
 ATTACKS: list[tuple[str, Callable[[list[Row]], dict[str, Any]], Callable[[Outputs], None]]] = [
     ("made-up known bug cited from docs and registry rows", made_up_known_bug, _check_made_up_known_bug),
     ("invented issue URL and masked link", invented_issue_url, _check_invented_issue_url),
-    ("unrelated first-party row 'confirms' data loss", unrelated_first_party_row, _check_unrelated_row),
     ("summary and reply above the graded root cause", summary_above_the_grade, _check_summary_above_grade),
     (
         "uncited ruled-out items and fact-stating next steps",
