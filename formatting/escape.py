@@ -158,14 +158,9 @@ def plain_text(text: str, limit: int, fallback: str = "-") -> str:
     return out if out.strip() else clip(fallback, limit)
 
 
-_URL_BROADCAST_RE = re.compile(r"@(here|channel|everyone)", re.IGNORECASE)
-
-
 def is_safe_url(url: str | None) -> bool:
     """True for an absolute http(s) URL that cannot break out of a ``<url|label>`` link."""
     if not url or slack_len(url) > URL_MAX or _URL_FORBIDDEN_RE.search(url) or sanitize(url) != url:
-        return False
-    if _URL_BROADCAST_RE.search(url):  # "@here" in a link target still reads as a broadcast
         return False
     try:
         parts = urlsplit(url)
