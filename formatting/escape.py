@@ -105,6 +105,19 @@ def _units_prefix(text: str, budget: int) -> int:
     return len(text)
 
 
+def _trim_cut(head: str) -> str:
+    """`head` cut from a longer text, without what must never end a cut: half an escape entity, a
+    dangling zero-width joiner, or a high surrogate whose partner was cut. Repeats until none is
+    left, since removing one can expose another (``"\\ud83d&am"`` → ``"\\ud83d"`` → ``""``)."""
+    while True:
+        trimmed = _drop_partial_entity(head).rstrip(ZWJ)
+        if trimmed and "\ud800" <= trimmed[-1] <= "\udbff":
+            trimmed = trimmed[:-1]
+        if trimmed == head:
+            return head
+        head = trimmed
+
+
 def _drop_partial_entity(head: str) -> str:
     amp = head.rfind("&", max(0, len(head) - 4))
     if amp == -1:
@@ -127,10 +140,7 @@ def clip(text: str, limit: int | None, marker: str = ELLIPSIS) -> str:
         return ""
     if slack_len(marker) > limit:
         marker = ""
-    head = _drop_partial_entity(text[: _units_prefix(text, limit - slack_len(marker))]).rstrip(ZWJ)
-    if head and "\ud800" <= head[-1] <= "\udbff":  # a high surrogate whose partner was cut
-        head = head[:-1]
-    return head + marker
+    return _trim_cut(text[: _units_prefix(text, limit - slack_len(marker))]) + marker
 
 
 def clip_mrkdwn(text: str, limit: int, marker: str = ELLIPSIS) -> str:
@@ -213,10 +223,7 @@ def split_mrkdwn(text: str, limit: int) -> list[str]:
             if at > cut // 2:
                 cut = at + 1
                 break
-        head = rest[:cut]
-        if head and "\ud800" <= head[-1] <= "\udbff":
-            head = head[:-1]
-        head = _drop_partial_entity(head)
+        head = _trim_cut(rest[:cut])
         opened = head.rfind("<")
         if opened > head.rfind(">") and opened > 0:
             head = head[:opened]

@@ -227,6 +227,13 @@ def test_clip_never_exceeds_and_never_splits_pairs_or_entities() -> None:
     assert clip("ab@\u200dhere", 4) == "ab@…"
 
 
+def test_clip_never_ends_on_a_high_surrogate_exposed_by_another_trim() -> None:
+    # Dropping half an entity or a trailing ZWJ can leave a high surrogate last: that is trimmed too.
+    assert clip("a\ud83d&amp;", 5, marker="") == "a"
+    assert clip("a\ud83d\u200d&amp;", 6, marker="") == "a"
+    assert clip("a\ud83d\u200d\ud83d&lt;", 6) == "a…"
+
+
 def test_clip_mrkdwn_and_split_keep_links_whole() -> None:
     text = "see " + link("https://example.com/" + "a" * 50, "label") + " end"
     assert "<" not in clip_mrkdwn(text, 30)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from formatting.cards import (
@@ -332,6 +332,7 @@ def test_modals_are_always_valid(run_id: str, body: str, writeback: bool) -> Non
 
 @PROFILE
 @given(text, st.integers(0, 400), st.sampled_from(["…", "", "...", "😀"]))
+@example("\ud83d&", 5, "")  # found by hypothesis: the entity cut left a lone high surrogate last
 def test_clip_properties(s: str, limit: int, marker: str) -> None:
     escaped = escape_mrkdwn(s)
     out = clip(escaped, limit, marker)
