@@ -28,6 +28,7 @@ from bot.slack_runtime import runtime_for
 from bot.wiring import Services, build_services, replay_sources
 from tests.fakes.slack import FakeSlack
 from tests.fakes.zendesk import FakeZendesk
+from tests.waits import WAIT_S
 from triage.models import Ticket
 from triage.protocols import LanguageModel, ResearchSource
 
@@ -168,7 +169,7 @@ class SlackHarness:
         assert self.services is not None
         return self.services
 
-    async def idle(self, within: float = 30.0) -> None:
+    async def idle(self, within: float = WAIT_S) -> None:
         """Wait until every background task (and what it spawned) has finished."""
         rt = runtime_for(self.svc)
         deadline = time.monotonic() + within
@@ -371,7 +372,7 @@ class SlackHarness:
     def responses_for(self, name: str) -> list[dict[str, Any]]:
         return [r for r in list(self.slack.responses) if r.get("_name") == name]
 
-    async def wait_response(self, name: str, within: float = 20.0) -> dict[str, Any]:
+    async def wait_response(self, name: str, within: float = WAIT_S) -> dict[str, Any]:
         found: list[dict[str, Any]] = await self.slack.wait_for(
             lambda: self.responses_for(name), within=within, what=f"response_url post {name}"
         )

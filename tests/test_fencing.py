@@ -16,6 +16,7 @@ from bot.intake_queue import TriageQueue
 from integrations.store import SqlStore
 from integrations.store_schema import triage_runs
 from tests.fakes.slack import FakeSlack
+from tests.waits import WAIT_S
 from triage.models import TicketSummary, TriageReport
 from triage.store import Claim, RunStatus
 
@@ -110,8 +111,8 @@ async def test_queue_stops_a_run_another_replica_took_over_quietly(stores: tuple
     taken = await b.claim_run(32, "v1", "poll", stale_after_s=60)
     assert taken.owned
     assert await queue.heartbeat_now() == 0  # refused: the run is cancelled here
-    await asyncio.wait_for(cancelled.wait(), 5)
-    assert await queue.drain(5)
+    await asyncio.wait_for(cancelled.wait(), WAIT_S)
+    assert await queue.drain(WAIT_S)
     assert queue.stats.superseded == 1 and queue.stats.errors == 0
     run = await b.get_run(claim.run.run_id)
     assert run is not None and run.status is RunStatus.running and run.owner == "replica-b"  # untouched
@@ -135,6 +136,6 @@ async def test_queue_keeps_a_run_that_it_finished_itself(stores: tuple[SqlStore,
     await finished.wait()
     assert await queue.heartbeat_now() == 0  # refused: done …
     release.set()
-    await asyncio.wait_for(posted.wait(), 5)  # … but not cancelled
+    await asyncio.wait_for(posted.wait(), WAIT_S)  # … but not cancelled
     assert queue.stats.superseded == 0
     await queue.aclose()

@@ -13,6 +13,8 @@ import pytest
 
 from bot.intake_queue import TriageQueue
 from integrations.store import SqlStore
+from tests.store_support import age_heartbeat
+from tests.waits import WAIT_S
 from triage.models import TicketSummary, TriageReport
 from triage.store import Claim, RunStatus
 
@@ -27,6 +29,9 @@ async def store(db_url: str) -> AsyncIterator[SqlStore]:
     s = await SqlStore.connect(db_url)
     yield s
     await s.close()
+
+
+STALE_S = 60.0  # a run is stale after this; tests age the heartbeat instead of waiting it out
 
 
 def report(claim: Claim) -> TriageReport:
@@ -59,7 +64,7 @@ class Recorder:
         await self.store.finish_run(claim.run.run_id, report(claim), token=claim.token)
 
 
-async def wait_until(predicate: Callable[[], bool | Awaitable[bool]], within: float = 10.0) -> None:
+async def wait_until(predicate: Callable[[], bool | Awaitable[bool]], within: float = WAIT_S) -> None:
     deadline = asyncio.get_running_loop().time() + within
     while True:
         result = predicate()
@@ -78,7 +83,7 @@ async def test_twenty_concurrent_submits_one_run(store: SqlStore) -> None:
     triggers = ["slash"] * 18 + ["poll", "webhook"]
     claims = await asyncio.gather(*(queue.submit(48291, "2026-01-05T10:00:00+00:00", t) for t in triggers))
     assert sum(c is not None for c in claims) == 1
-    assert await queue.drain(10)
+    assert await queue.drain(WAIT_S)
     assert len(run.calls) == 1
     assert queue.stats.duplicates == 19
     latest = await store.latest_run(48291)
@@ -99,7 +104,7 @@ async def test_concurrency_bound_and_burst_queues(store: SqlStore) -> None:
         assert await queue.submit(1000 + i, "v1", "poll") is not None
     # submit returned for all twelve before most could run: they queue, not stampede
     assert queue.stats.waiting + queue.stats.running == 12 - queue.stats.completed
-    assert await queue.drain(20)
+    assert await queue.drain(WAIT_S)
     assert run.peak == 3 == queue.stats.peak_running
     assert sorted(c[0] for c in run.calls) == [1000 + i for i in range(12)]
     await queue.aclose()
@@ -108,10 +113,10 @@ async def test_concurrency_bound_and_burst_queues(store: SqlStore) -> None:
 async def test_kill_and_restart_recovers_exactly_once(db_url: str, store: SqlStore) -> None:
     gate = asyncio.Event()  # never set: the first process "dies" mid-triage
     first = Recorder(store, gate=gate)
-    queue1 = TriageQueue(store, first, concurrency=2, stale_after_s=0.8, heartbeat_s=0.1)
+    queue1 = TriageQueue(store, first, concurrency=2, stale_after_s=STALE_S, heartbeat_s=0.1)
     claim = await queue1.submit(48302, "v7", "webhook")
     assert claim is not None
-    await asyncio.wait_for(first.started.wait(), 5)
+    await asyncio.wait_for(first.started.wait(), WAIT_S)
     await queue1.aclose()  # the process is gone: no finish, no more heartbeats
     running = await store.latest_run(48302)
     assert running is not None and running.status is RunStatus.running
@@ -120,15 +125,15 @@ async def test_kill_and_restart_recovers_exactly_once(db_url: str, store: SqlSto
     stores = [await SqlStore.connect(db_url), await SqlStore.connect(db_url)]
     seconds = [Recorder(s) for s in stores]
     queues = [
-        TriageQueue(s, r, concurrency=2, stale_after_s=0.8, heartbeat_s=0.1)
+        TriageQueue(s, r, concurrency=2, stale_after_s=STALE_S, heartbeat_s=0.1)
         for s, r in zip(stores, seconds, strict=True)
     ]
     assert [await q.recover() for q in queues] == [0, 0]  # not stale yet: heartbeat was recent
-    await asyncio.sleep(1.0)
+    await age_heartbeat(store, claim.run.run_id, 2 * STALE_S)  # time passes: the dead owner's run goes stale
     found = await asyncio.gather(*(q.recover() for q in queues))
     assert sorted(found) == [0, 1]
     for q in queues:
-        assert await q.drain(10)
+        assert await q.drain(WAIT_S)
     calls = [c for r in seconds for c in r.calls]
     assert calls == [(48302, "v7", True, "webhook")]
     done = await store.get_run(claim.run.run_id)
@@ -146,7 +151,7 @@ async def test_heartbeats_keep_live_run_from_being_stolen(db_url: str, store: Sq
     # one running and one waiting for the single slot: both must stay ours
     await queue.submit(1, "v1", "poll")
     await queue.submit(2, "v1", "poll")
-    await asyncio.wait_for(owner.started.wait(), 5)
+    await asyncio.wait_for(owner.started.wait(), WAIT_S)
 
     other_store = await SqlStore.connect(db_url)
     thief = Recorder(other_store)
@@ -157,7 +162,7 @@ async def test_heartbeats_keep_live_run_from_being_stolen(db_url: str, store: Sq
         assert await other.submit(1, "v1", "slash") is None
         assert await other.submit(2, "v1", "slash") is None
     gate.set()
-    assert await queue.drain(10)
+    assert await queue.drain(WAIT_S)
     assert thief.calls == []
     assert [c[0] for c in owner.calls] == [1, 2]
     await other.aclose()
@@ -179,15 +184,15 @@ async def test_failed_run_is_retried_through_recovery_then_given_up(store: SqlSt
     queue = TriageQueue(store, flaky, concurrency=2, stale_after_s=0.4, heartbeat_s=0.1, max_attempts=2)
     await queue.submit(1, "v1", "poll")
     await queue.submit(2, "v1", "poll")
-    assert await queue.drain(5)
+    assert await queue.drain(WAIT_S)
 
     async def settled() -> bool:
         await queue.recover()
-        await queue.drain(5)
+        await queue.drain(WAIT_S)
         r1, r2 = await store.latest_run(1), await store.latest_run(2)
         return bool(r1 and r2 and r1.status is RunStatus.done and r2.status is RunStatus.failed)
 
-    await wait_until(settled, within=10)
+    await wait_until(settled)
     r2 = await store.latest_run(2)
     assert r2 is not None and "always broken" in r2.error and r2.attempts == 2
     assert queue.stats.errors == 3
@@ -201,7 +206,7 @@ async def test_run_that_returns_without_finishing_is_marked_failed(store: SqlSto
     queue = TriageQueue(store, forgetful, concurrency=1)
     claim = await queue.submit(9, "v1", "poll")
     assert claim is not None
-    assert await queue.drain(5)
+    assert await queue.drain(WAIT_S)
     run = await store.get_run(claim.run.run_id)
     assert run is not None and run.status is RunStatus.failed and "without a result" in run.error
     await queue.aclose()
@@ -218,7 +223,7 @@ async def test_submit_unversioned_and_validation(store: SqlStore) -> None:
 
     results = await asyncio.gather(*(queue.submit_unversioned(5, "webhook", fetch) for _ in range(5)))
     assert sum(r is not None for r in results) == 1 and fetched == [5] * 5
-    assert await queue.drain(5)
+    assert await queue.drain(WAIT_S)
     await queue.aclose()
     with pytest.raises(RuntimeError):
         await queue.submit(6, "v", "poll")

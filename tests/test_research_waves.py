@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from tests.waits import WAIT_S
 from triage.engine import TriageEngine
 from triage.intake import IntakeRefinement, intake_prompt, rule_intake
 from triage.intake.refinement import model_queries
@@ -54,7 +55,7 @@ class GatedModel:
     ) -> ModelResult[T]:
         if purpose != "intake":
             raise LanguageModelError("no synthesis in this test")
-        await asyncio.wait_for(self.source.started.wait(), timeout=10)
+        await asyncio.wait_for(self.source.started.wait(), timeout=WAIT_S)
         self.log.append("intake model answered")
         answer: Any = IntakeRefinement(
             product_area="surveys",

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select, update
+from sqlalchemy import inspect, select
 
-from integrations.store import SqlStore, audit_log, evidence, normalize_database_url, triage_runs
+from integrations.store import SqlStore, audit_log, evidence, normalize_database_url
 from tests.pg_support import pg_schema
+from tests.store_support import age_heartbeat
 from triage.models import (
     Confidence,
     Evidence,
@@ -162,18 +162,6 @@ async def test_concurrent_claims_from_threads_and_replicas(store: SqlStore, db_u
     assert results.count(True) == 1
 
 
-async def _age_heartbeat(store: SqlStore, run_id: str, seconds: float) -> None:
-    def do() -> None:
-        with store.engine.begin() as conn:
-            conn.execute(
-                update(triage_runs)
-                .where(triage_runs.c.run_id == run_id)
-                .values(heartbeat_at=datetime.now(UTC) - timedelta(seconds=seconds))
-            )
-
-    await asyncio.to_thread(do)
-
-
 async def test_stale_run_is_taken_over_once(store: SqlStore) -> None:
     first = await store.claim_run(9, "v1", "poll", stale_after_s=60)
     assert first.owned
@@ -181,7 +169,7 @@ async def test_stale_run_is_taken_over_once(store: SqlStore) -> None:
     assert not (await store.claim_run(9, "v1", "slash", stale_after_s=60)).owned
     assert await store.stale_runs(60) == []
 
-    await _age_heartbeat(store, first.run.run_id, 3600)  # the owner crashed an hour ago
+    await age_heartbeat(store, first.run.run_id, 3600)  # the owner crashed an hour ago
     stale = await store.stale_runs(60)
     assert [r.run_id for r in stale] == [first.run.run_id]
 
@@ -361,7 +349,7 @@ async def test_a_superseded_owner_is_fenced_out_of_every_write(db_url: str) -> N
     try:
         old = await a.claim_run(77, "v1", "poll", stale_after_s=60)
         assert old.owned and old.token == 1 and old.run.owner == "replica-a"
-        await _age_heartbeat(a, old.run.run_id, 120)  # replica a stalls past the stale period
+        await age_heartbeat(a, old.run.run_id, 120)  # replica a stalls past the stale period
         new = await b.claim_run(77, "v1", "poll", stale_after_s=60)
         assert new.owned and new.resumed and new.token == 2 and new.run.run_id == old.run.run_id
         assert new.run.owner == "replica-b"

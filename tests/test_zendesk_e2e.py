@@ -39,6 +39,7 @@ from tests.fakes.slack import FakeSlack, Message
 from tests.fakes.zendesk import FakeZendesk
 from tests.slack_support import TRIAGE_CHANNEL, ZD_EMAIL, ZD_TOKEN, SlackHarness, example, seed_ticket
 from tests.slack_support import sign as slack_sign
+from tests.waits import WAIT_S
 from triage.models import Evidence, EvidenceStatus, Intake, ResearchTask
 from triage.playbooks import Playbook
 from triage.protocols import ResearchSource
@@ -107,10 +108,10 @@ class Env:
     async def first_poll(self) -> None:
         poller = self.running.poller
         assert poller is not None
-        await self.slack.wait_for(lambda: poller.last_stats is not None, within=15, what="the start-up poll")
+        await self.slack.wait_for(lambda: poller.last_stats is not None, what="the start-up poll")
         await self.settle()
 
-    async def settle(self, within: float = 30.0) -> None:
+    async def settle(self, within: float = WAIT_S) -> None:
         """Until every webhook dispatch, slash command and queued triage has finished."""
         bot = self.running
         rt = runtime_for(bot.services)
@@ -317,7 +318,7 @@ async def test_run_killed_mid_triage_is_resumed_once_after_restart(env: Env) -> 
     blocker = Blocker()
     seed_recent(env.zendesk, FLAGS, seconds_ago=120)
     first = await env.start(sources=[blocker], **quick)
-    await asyncio.wait_for(blocker.started.wait(), 20)  # claimed by the start-up poll, card posted, stuck
+    await asyncio.wait_for(blocker.started.wait(), WAIT_S)  # claimed by the start-up poll, card posted, stuck
     [parent] = env.parents()
     assert report_posts(env.thread(parent), FLAGS) == []
     assert first.queue.stats.claimed == 1
@@ -331,7 +332,7 @@ async def test_run_killed_mid_triage_is_resumed_once_after_restart(env: Env) -> 
         await store.close()
 
     second = await env.start(**quick)  # the replay sources: this time the triage can finish
-    await env.slack.wait_for(lambda: report_posts(env.thread(parent), FLAGS), within=30, what="the report")
+    await env.slack.wait_for(lambda: report_posts(env.thread(parent), FLAGS), what="the report")
     await env.settle()
     assert second.queue.stats.recovered == 1
     assert [p.ts for p in env.parents()] == [parent.ts]  # no second parent
@@ -488,28 +489,32 @@ async def test_triagebot_run_serves_polls_and_stops_cleanly_on_sigterm(env: Env,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
+    assert proc.stderr is not None
+    stderr = asyncio.create_task(proc.stderr.read())  # drained all along: a full pipe would block the child
     try:
         export = "/api/v2/incremental/tickets/cursor.json"
         # a cold process start (imports, migrations) takes long on a loaded machine
-        await env.slack.wait_for(lambda: env.zendesk.calls(export), within=90, what="the first poll")
+        await env.slack.wait_for(lambda: env.zendesk.calls(export), what="the first poll")
         health: dict[str, Any] = {}
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + WAIT_S
         while not health and time.monotonic() < deadline:
             try:
                 async with env.session.get(f"http://127.0.0.1:{port}/healthz") as resp:
                     health = await resp.json() if resp.status == 200 else {}
             except aiohttp.ClientConnectionError:
+                pass  # not listening yet
+            if not health:
                 await asyncio.sleep(0.1)
         assert health.get("ok") is True, health
         async with env.session.post(f"http://127.0.0.1:{port}{WEBHOOK_PATH}", data=b"{}") as resp:
             assert resp.status == 401  # the webhook route is mounted and fails closed
         proc.send_signal(signal.SIGTERM)
-        _, raw = await asyncio.wait_for(proc.communicate(), 30)
-        err = raw.decode()
+        await asyncio.wait_for(proc.wait(), WAIT_S)
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+        err = (await stderr).decode()
     assert proc.returncode == 0, err
     assert "triagebot stopped" in err and "Traceback" not in err
     assert env.slack.calls_to("chat.postMessage") == []  # the ticket was filtered out

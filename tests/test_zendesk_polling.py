@@ -21,6 +21,7 @@ from bot.poller import ZendeskPoller, version_of
 from integrations.store import SqlStore
 from integrations.zendesk import FORCE_NETLOC, FORCE_SCHEME, ZendeskTicketSource
 from tests.fakes.zendesk import FakeZendesk
+from tests.waits import WAIT_S
 from triage.models import TicketSummary, TriageReport
 from triage.store import Claim
 
@@ -100,7 +101,7 @@ class Process:
         self.poller = ZendeskPoller(source, store, kw.pop("filter", OPEN), self.queue.submit, **kw)  # type: ignore[arg-type]
 
     async def stop(self) -> None:
-        assert await self.queue.drain(15)
+        assert await self.queue.drain(WAIT_S)
         await self.queue.aclose()
         await self.store.close()
 
@@ -122,7 +123,7 @@ async def test_new_tickets_picked_up_and_filters_respected(
     proc = await start(db_url, triage, source)
 
     stats = await proc.poller.poll_once()
-    await proc.queue.drain(15)
+    await proc.queue.drain(WAIT_S)
 
     assert (stats.pages, stats.seen, stats.matched, stats.dispatched, stats.skipped) == (1, 5, 2, 2, 3)
     assert stats.first_start and stats.caught_up and stats.cursor
@@ -326,7 +327,7 @@ async def test_scheduled_job_survives_errors_and_403_is_explained(
         proc.poller.schedule(scheduler, 1)
         job = scheduler.get_job("zendesk-poll")
         assert job is not None and job.max_instances == 1 and job.coalesce
-        await asyncio.wait_for(triage.ran.wait(), 10)
+        await asyncio.wait_for(triage.ran.wait(), WAIT_S)
     finally:
         scheduler.shutdown(wait=False)
         await asyncio.sleep(0.05)

@@ -34,6 +34,7 @@ from bot.zendesk_webhook import (
 from integrations.store import SqlStore
 from integrations.zendesk import FORCE_NETLOC, FORCE_SCHEME, ZendeskTicketSource
 from tests.fakes.zendesk import FakeZendesk
+from tests.waits import WAIT_S
 from triage.models import TicketSummary, TriageReport
 from triage.store import Claim
 
@@ -307,7 +308,7 @@ async def test_webhook_poll_and_slash_at_once_make_one_run(
         )
         assert results[0] == results[1] == results[5] == 202
         await h.settle()
-        assert await queue.drain(10)
+        assert await queue.drain(WAIT_S)
     assert len(runs) == 1 and runs[0][0] == 48291  # 48292 is closed: filtered on the webhook path too
     assert runs[0][1] == (await source.get_ticket(48291)).version_key
     await queue.aclose()

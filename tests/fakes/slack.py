@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl
 from aiohttp import WSMsgType, web
 
 from tests.fakes.http import FakeServer
+from tests.waits import WAIT_S
 
 BOT_USER_ID = "U0BOT"
 BOT_ID = "B0BOT"
@@ -391,7 +392,7 @@ class FakeSlack(FakeServer):
 
     # ------------------------------------------------------------ waiting (from a test's event loop)
 
-    async def wait_for(self, predicate: Any, within: float = 10.0, what: str = "condition") -> Any:
+    async def wait_for(self, predicate: Any, within: float = WAIT_S, what: str = "condition") -> Any:
         deadline = time.monotonic() + within
         while True:
             value = predicate()
