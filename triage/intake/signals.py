@@ -1,56 +1,27 @@
 """Signals of a ticket besides its identifiers: urgency, blast radius, timeframe, language, issue type,
-symptom keywords and missing information."""
+symptom keywords and missing information. The phrase lists are data: `signals_vocabulary.yaml`."""
 
 from __future__ import annotations
 
 import itertools
 import re
+from importlib import resources
+
+import yaml
 
 from triage.intake.extraction import MONTHS
 from triage.intake.routing import KeywordIndex, Prepared, normalise, phrase_hits, phrases
-from triage.intake.scan import HEURISTIC_CHARS, Bag, word_list
+from triage.intake.scan import HEURISTIC_CHARS, Bag
 from triage.models import BlastRadius, Identifiers, IssueType, Urgency
 from triage.playbooks import Playbook
 
+_VOCAB = yaml.safe_load((resources.files("triage.intake") / "signals_vocabulary.yaml").read_text("utf-8"))
 PRIORITY_URGENCY = {"urgent": Urgency.p1, "high": Urgency.p2, "normal": Urgency.p3, "low": Urgency.p4}
-_P1_WORDS = phrases(
-    *word_list(
-        "production down|prod down|prod is down|production is down|site down|site is down|outage|"
-        "data loss|losing data|lost data|sev1|sev 1|sev-1|p1|critical|emergency|completely down|"
-        "all users affected|caído|caida|pérdida de datos|crítico|ausfall|datenverlust|kritisch|"
-        "panne|perte de données|critique|fora do ar|perda de dados"
-    )
-)
-_P2_WORDS = phrases(
-    *word_list(
-        "blocking|blocker|blocked|urgent|urgently|asap|as soon as possible|high priority|launch|"
-        "go-live|revenue|urgente|bloqueante|bloqueado|dringend|blockiert|bloquant|bloqué|bloqueando"
-    )
-)
-_ALL_USERS = phrases(
-    *word_list(
-        "all users|all our users|all of our users|every user|all customers|all of our customers|"
-        "all our customers|everyone|every recording|all recordings|all events|all sessions|nobody|"
-        "no one|entire|all enterprise customers|todos los usuarios|todos nuestros usuarios|"
-        "alle nutzer|alle benutzer|alle user|tous les utilisateurs|tous nos utilisateurs|"
-        "todos os usuários|todos os utilizadores|100% of"
-    )
-)
-_SOME_USERS = phrases(
-    *word_list(
-        "some users|some of our users|some of our|a chunk of|a few users|certain users|a subset|"
-        "a portion of|intermittent|intermittently|sometimes|some customers|a handful|part of our|"
-        "algunos usuarios|algunos|a veces|einige nutzer|manche|manchmal|certains utilisateurs|"
-        "parfois|alguns usuários|às vezes"
-    )
-)
-_SINGLE_USER = phrases(
-    *word_list(
-        "one user|a single user|a specific user|one customer|one of our users|only for me|"
-        "only one user|this user|my account|un usuario|ein nutzer|ein benutzer|un utilisateur|"
-        "um usuário"
-    )
-)
+_P1_WORDS = phrases(*_VOCAB["urgency_p1"])
+_P2_WORDS = phrases(*_VOCAB["urgency_p2"])
+_ALL_USERS = phrases(*_VOCAB["all_users"])
+_SOME_USERS = phrases(*_VOCAB["some_users"])
+_SINGLE_USER = phrases(*_VOCAB["single_user"])
 _TIMEFRAME_TAIL = r"[ \t]+((?:[^.,;!?\n<>()]|\.(?=\w)){2,70})"
 _TIMEFRAME_STRONG = re.compile(
     r"\b(ever since|since|as of|desde|seit|depuis|a partir de)\b" + _TIMEFRAME_TAIL, re.IGNORECASE
@@ -70,45 +41,7 @@ _DURATION = re.compile(
 )
 
 _STOPWORDS: dict[str, frozenset[str]] = {
-    "en": frozenset(
-        word_list(
-            "the|a|i|and|is|are|we|our|not|with|this|that|have|has|for|it|to|of|in|on|at|my|your|"
-            "but|you|since|when|from|they|can|does|doesn|don|isn|didn|did|was|were|be|been|there|"
-            "what|which|would|should|could|hi|hello|thanks|please"
-        )
-    ),
-    "es": frozenset(
-        word_list(
-            "el|la|los|las|que|de|en|no|una|un|con|para|por|nuestra|nuestro|nuestros|está|están|"
-            "pero|hola|gracias|se|muestra|cómo|qué|y|es|del|al|sí|también|cuando|desde|porque"
-        )
-    ),
-    "de": frozenset(
-        word_list(
-            "der|die|das|und|ist|nicht|wir|ich|mit|für|auf|ein|eine|unsere|unser|sind|bei|seit|"
-            "auch|hallo|danke|wird|werden|haben|es|den|dem|im|zu|von|wenn|aber"
-        )
-    ),
-    "fr": frozenset(
-        word_list(
-            "le|la|les|et|est|nous|pas|avec|pour|une|un|des|dans|sur|notre|nos|ne|bonjour|merci|"
-            "depuis|je|qui|du|au|que|ce|cette|sont|mais|quand"
-        )
-    ),
-    "pt": frozenset(
-        word_list(
-            "o|a|os|as|que|não|com|para|uma|um|nosso|nossa|está|estão|mas|olá|obrigado|obrigada|"
-            "você|em|do|da|dos|das|no|na|é|quando|desde|também"
-        )
-    ),
-    "it": frozenset(
-        word_list(
-            "il|lo|gli|che|non|con|per|una|della|nostro|nostra|ciao|grazie|è|sono|ma|anche|quando|del|nel"
-        )
-    ),
-    "nl": frozenset(
-        word_list("de|het|een|en|niet|wij|we|met|voor|onze|is|dat|bij|ook|maar|zijn|wordt|hallo|bedankt")
-    ),
+    lang: frozenset(words) for lang, words in _VOCAB["stopwords"].items()
 }
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
@@ -164,7 +97,7 @@ _CONJUNCTION = re.compile(
 )
 
 
-_TIMEFRAME_STOP = frozenset(word_list("our|my|their|your|the|nuestros|nuestras|unsere|nos|nossos|nossas"))
+_TIMEFRAME_STOP = frozenset(_VOCAB["timeframe_stop_words"])
 
 
 def _timeframe_phrase(m: re.Match[str]) -> str | None:
@@ -192,52 +125,7 @@ def timeframe_of(text: str) -> str:
 # ---------------------------------------------------------------- issue type and symptom keywords
 
 _ISSUE_WORDS: dict[IssueType, KeywordIndex] = {
-    IssueType.how_to: phrases(
-        *word_list(
-            "how do i|how do we|how can i|how can we|how to|is it possible|can i|can we|is there a way|"
-            "documentation|docs|best practice|cómo|como puedo|wie kann|comment|est-il possible|"
-            "é possível|como faço"
-        )
-    ),
-    IssueType.feature_request: phrases(
-        *word_list(
-            "feature request|would be great|would be nice|could you add|please add|support for|"
-            "any plans|roadmap|wish|solicitud de función|funktionswunsch|demande de fonctionnalité"
-        )
-    ),
-    IssueType.account: phrases(
-        *word_list(
-            "invoice|billing|charged|refund|password|2fa|two-factor|login|log in|sso|saml|invite|"
-            "delete my account|cancel my|factura|rechnung|facture|fatura|reembolso|passwort"
-        )
-    ),
-    IssueType.integration: phrases(
-        *word_list(
-            "integration|webhook|destination|hubspot|salesforce|segment|zapier|stripe|batch export|"
-            "bigquery|snowflake|s3|slack|customer.io|braze"
-        )
-    ),
-    IssueType.data: phrases(
-        *word_list(
-            "missing data|numbers don't match|numbers do not match|discrepancy|duplicate|duplicated|"
-            "doesn't match|different numbers|wrong count|inflated|undercount|missing events|"
-            "not showing up|stopped appearing|no llegan|fehlen|manquent"
-        )
-    ),
-    IssueType.performance: phrases(
-        *word_list(
-            "slow|latency|timeout|timed out|performance|memory|bundle size|cpu|lag|laggy|freezes|oom|"
-            "lento|langsam|lent"
-        )
-    ),
-    IssueType.bug: phrases(
-        *word_list(
-            "bug|broken|error|not working|doesn't work|does not work|regression|since upgrading|"
-            "since we upgraded|crash|crashes|returns false|blank|fails|failing|exception|no funciona|"
-            "no aparece|no se muestra|funktioniert nicht|fehler|ne fonctionne pas|não funciona|"
-            "não aparece"
-        )
-    ),
+    IssueType(kind): phrases(*words) for kind, words in _VOCAB["issue_types"].items()
 }
 _ZENDESK_TYPE = {"problem": IssueType.bug, "incident": IssueType.bug, "question": IssueType.how_to}
 
@@ -261,46 +149,13 @@ def issue_type_of(prepared: Prepared, zendesk_type: str | None, area_lean: Issue
     return best if scores[best] > 0 else IssueType.unknown
 
 
-# phrase (any language) → English GitHub search word, written "phrase=word|…"
-_SYMPTOMS: dict[str, str] = dict(
-    tuple(item.split("=", 1))  # type: ignore[misc]
-    for item in word_list(
-        "blank=blank|white screen=blank|white page=blank|empty player=blank|not showing=not showing|"
-        "not showing up=not showing|not appearing=not showing|stopped appearing=not showing|"
-        "missing=missing|duplicate=duplicate|duplicated=duplicate|returns false=returns false|"
-        "returns undefined=undefined|undefined=undefined|slow=slow|timeout=timeout|"
-        "timed out=timeout|crash=crash|crashes=crash|memory leak=memory leak|cors=CORS|csp=CSP|"
-        "content security policy=CSP|reverse proxy=reverse proxy|proxy=proxy|ad blocker=ad blocker|"
-        "adblock=ad blocker|cookie=cookie|cookies=cookie|consent=consent|identify=identify|"
-        "reset=reset|bootstrap=bootstrap|local evaluation=local evaluation|"
-        "react native=react native|next.js=nextjs|nextjs=nextjs|safari=safari|ios=ios|"
-        "android=android|flutter=flutter|mobile=mobile|serverless=serverless|lambda=serverless|"
-        "vercel=vercel|cloudflare=cloudflare|shopify=shopify|wordpress=wordpress|"
-        "source maps=source maps|sourcemaps=source maps|minified=minified|reload=reload|"
-        "no aparece=not showing|no se muestra=not showing|no llegan=not showing|en blanco=blank|"
-        "móvil=mobile|nicht angezeigt=not showing|leer=blank|fehlen=missing|"
-        "n'apparaît pas=not showing|ne s'affiche pas=not showing|vide=blank|manquent=missing|"
-        "não aparece=not showing|não aparecem=not showing|em branco=blank|celular=mobile|"
-        "app móvil=mobile|aplicativo=mobile"
-    )
-)
-_SYMPTOMS = {normalise(phrase): word for phrase, word in _SYMPTOMS.items()}
+# phrase (any language) → English GitHub search word
+_SYMPTOMS = {normalise(phrase): str(word) for phrase, word in _VOCAB["symptoms"].items()}
 _SYMPTOM_PHRASES = phrases(*_SYMPTOMS)
 _METHOD_CALL = re.compile(r"\bposthog\.([A-Za-z_]\w{2,40})\s*\(")
 _MARKUP = re.compile(r"<[^<>\n]{0,100}>")
 _SUBJECT_WORD = re.compile(r"[A-Za-z][A-Za-z0-9.+#-]{2,30}")
-_GENERIC = frozenset(
-    word_list(
-        "the|and|for|with|our|not|are|but|from|since|after|issue|problem|help|please|question|"
-        "posthog|working|work|does|doesn|anymore|any|some|all|users|user|returns|showing|show|shows|"
-        "only|when|what|why|how|can|cannot|can't|urgent|asap|hi|hello|team|support|ticket|still|"
-        "into|upgrading|upgraded|yesterday|today|week|this|that|they|their|there|about|much|more|"
-        "less|than|then|very|too|same|new|keeps|looks|look|seems|getting|get|got|has|have|had|was|"
-        "were|been|being|will|would|should|could|your|you|its|it's|also|just|like|before|over|under|"
-        "between|again|twice|every|each|other|another|where|which|who|whom|whose|while|need|needs|"
-        "want|wants|using|use|used|via|per|out|off|down|without"
-    )
-)
+_GENERIC = frozenset(_VOCAB["subject_generic_words"])
 
 
 def symptom_keywords(
