@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     github_token: SecretStr | None = None
     github_api_url: str = "https://api.github.com"
     github_search_concurrency: int = 2
+    # one `search_type=semantic` query per ticket (github.com only; turn off for GitHub Enterprise Server)
+    github_semantic_search: bool = True
     npm_registry_url: str = "https://registry.npmjs.org"
     pypi_url: str = "https://pypi.org"
 

@@ -122,6 +122,8 @@ def build_sources(settings: Settings) -> list[ResearchSource]:
             search_concurrency=settings.github_search_concurrency,
             timeout_s=settings.source_timeout_seconds,
             max_retries=settings.source_max_retries,
+            sdk_catalogue=load_sdk_catalogue(settings.playbooks_dir or None),
+            semantic_search=settings.github_semantic_search,
         )
     )
     sources.append(
@@ -242,6 +244,7 @@ def replay_sources(
 
     `recordings` (`posthog_mcp`, `github`, `registries`) replaces the bundled demo recordings (golden cases).
     """
+    from integrations.github.offline import github_replay_transport
     from integrations.http_replay import replay_transport
     from integrations.posthog_mcp_replay import build_posthog_like_server
 
@@ -261,7 +264,7 @@ def replay_sources(
         GitHubSource(
             "https://api.github.com",
             "",
-            transport=replay_transport(recorded("github", "github.json")),
+            transport=github_replay_transport(recorded("github", "github.json")),
             timeout_s=timeout_s,
         ),
         RegistrySource(

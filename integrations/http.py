@@ -2,9 +2,11 @@
 
 `request_with_retries` gives every call a hard per-call timeout and bounded retries with exponential
 backoff + jitter for connection errors, 429, 5xx and GitHub's 403-with-rate-limit. It honours
-`Retry-After` (seconds or an HTTP date) and `x-ratelimit-reset` when `x-ratelimit-remaining` is 0, but
-never waits longer than `max_wait_s` for one retry: a server asking for more gets a clear
-`rate_limited` error instead of stalling the research phase. Every failure is one `SourceHttpError`
+`Retry-After` (seconds or an HTTP date) and `x-ratelimit-reset` when `x-ratelimit-remaining` is 0;
+a rate limit that names neither (GitHub's *secondary* limit) means waiting at least a minute
+(`MIN_RATE_LIMIT_WAIT_S`, GitHub's docs: "Otherwise, wait for at least one minute before retrying",
+github/docs rate-limits page). It never waits longer than `max_wait_s` for one retry: a server asking
+for more gets a clear `rate_limited` error (with `retry_after_s`) instead of stalling the research phase. Every failure is one `SourceHttpError`
 whose `kind` says what went wrong.
 
 The only seam is the `httpx.AsyncClient` the caller passes (tests point it at a local fake or give it a
@@ -30,6 +32,7 @@ ErrorKind = Literal["timeout", "rate_limited", "http_error", "malformed"]
 
 DEFAULT_MAX_WAIT_S = 20.0
 DEFAULT_BACKOFF_S = 0.5
+MIN_RATE_LIMIT_WAIT_S = 60.0  # a rate limit without Retry-After / exhausted quota: wait ≥ 1 minute
 
 
 class SourceHttpError(TriageError):
@@ -166,6 +169,8 @@ async def request_with_retries(
         asked = parse_retry_after(response.headers.get("retry-after"))
         if asked is None and rate_limited:
             asked = _rate_limit_reset_wait(response.headers)
+            if asked is None:  # a secondary limit that names no wait
+                asked = MIN_RATE_LIMIT_WAIT_S
         kind: ErrorKind = "rate_limited" if rate_limited else "http_error"
         what = "rate limited" if rate_limited else f"HTTP {status}"
         if asked is not None and asked > max_wait_s:

@@ -37,7 +37,8 @@ def _matches(route: dict[str, Any], request: httpx.Request) -> bool:
         return False
     q = request.url.params.get("q", "")
     lowered = q.lower()
-    repos = {tok[5:].lower() for tok in q.split() if tok.lower().startswith("repo:")}
+    tokens = q.replace("(", " ").replace(")", " ").split()  # "(repo:A OR repo:B)" names both
+    repos = {tok[5:].lower() for tok in tokens if tok.lower().startswith("repo:")}
     if any(str(r).lower() not in repos for r in route.get("q_repo") or []):
         return False
     if any(str(s).lower() not in lowered for s in route.get("q_all") or []):

@@ -19,7 +19,6 @@ from tests.fakes.http import free_port
 @pytest.fixture
 def fake() -> Iterator[GitHubFake]:
     server = GitHubFake()
-    server.search_rules = [([], [])]
     with server:
         yield server
 
@@ -117,7 +116,7 @@ async def test_malformed_json_is_malformed(fake: GitHubFake) -> None:
             await get_json(client, f"{fake.url}/search/issues", timeout_s=5, max_retries=0)
         assert err.value.kind == "malformed"
         with pytest.raises(SourceHttpError) as err:
-            await get_json(client, f"{fake.url}/search/issues", timeout_s=5, max_retries=0, expect=list)
+            await get_json(client, f"{fake.url}/search/issues?q=x", timeout_s=5, max_retries=0, expect=list)
         assert err.value.kind == "malformed"
 
 
@@ -136,7 +135,12 @@ async def test_limiter_bounds_concurrency(fake: GitHubFake) -> None:
         await asyncio.gather(
             *(
                 request_with_retries(
-                    client, "GET", f"{fake.url}/search/issues", timeout_s=5, max_retries=0, limiter=limiter
+                    client,
+                    "GET",
+                    f"{fake.url}/search/issues?q=x",
+                    timeout_s=5,
+                    max_retries=0,
+                    limiter=limiter,
                 )
                 for _ in range(6)
             )

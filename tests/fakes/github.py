@@ -1,101 +1,95 @@
-"""A fake GitHub REST API (search/issues, issue, timeline, releases) with scripted failures.
+"""A fake GitHub REST API on 127.0.0.1: `OfflineGitHub` (GitHub's search rules, pagination, redirects)
+served over HTTP, plus scripted failures and request counters.
 
-Serve it under a path prefix (`prefix="/api/v3"`) to act like GitHub Enterprise. Scripted failures are
-queued per endpoint kind ("search", "issue", "timeline", "releases") and consumed one per request:
+The rules and their sources are in `integrations/github/offline.py`; this file only adds HTTP and
+failures. Repositories that exist: the ones that hold loaded issues or releases, plus every repository
+the bundled SDK catalogue and playbooks name (they are real PostHog repositories); a `repo:` naming
+anything else gets GitHub's 422 "Validation Failed".
 
-    "429"        429 with Retry-After: 1
-    "429-long"   429 with Retry-After: 120 (longer than any sane cap)
-    "403"        403 rate limit: x-ratelimit-remaining 0, x-ratelimit-reset = whole second now + 2
-    "403-plain"  403 without any rate-limit signal (a permissions problem)
-    "500"        500 Internal Server Error
-    "malformed"  200 with a body that is not JSON
-    "slow"       answers normally after `slow_s` seconds
+Load a labelled set (issues, fix PRs and distractors) with `load(...)` or `GitHubFake.from_data(...)`
+(the format of `integrations/recorded/github.json`); `history_releases(repo)` gives the real release
+history of a PostHog SDK repo from ../shared/data/github/posthog-sdk-history.json.
 
-The fake counts concurrent search requests (`max_in_flight`) and records when each search arrived.
+Scripted failures are queued per endpoint kind ("search", "issue", "timeline", "releases", "pulls")
+and consumed one per request:
+
+    "429"           429 with Retry-After: 1
+    "429-long"      429 with Retry-After: 120 (longer than any sane cap)
+    "403"           403 primary limit: x-ratelimit-remaining 0, x-ratelimit-reset = now + 2 s
+    "403-secondary" 403 secondary limit: "You have exceeded a secondary rate limit", no Retry-After,
+                    x-ratelimit-remaining > 0 (GitHub's docs: then wait at least one minute)
+    "403-plain"     403 without any rate-limit signal (a permissions problem)
+    "500"           500 Internal Server Error
+    "malformed"     200 with a body that is not JSON
+    "slow"          answers normally after `slow_s` seconds
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from integrations.github.offline import OfflineGitHub, issue_item, release_item
 from tests.fakes.http import FakeServer, json_response
+from triage.playbooks import bundled_playbooks, bundled_sdk_catalogue
 
-API = "https://api.github.com"
-WEB = "https://github.com"
-
-
-def make_issue(
-    repo: str,
-    number: int,
-    title: str,
-    *,
-    state: str = "open",
-    body: str = "",
-    labels: list[str] | None = None,
-    merged_at: str | None = None,
-    pull: bool = False,
-    closed_at: str | None = None,
-) -> dict[str, Any]:
-    """An item shaped like GitHub's search/issue JSON (a PR when `pull` or `merged_at` is given)."""
-    is_pull = pull or merged_at is not None
-    item: dict[str, Any] = {
-        "url": f"{API}/repos/{repo}/issues/{number}",
-        "repository_url": f"{API}/repos/{repo}",
-        "html_url": f"{WEB}/{repo}/{'pull' if is_pull else 'issues'}/{number}",
-        "number": number,
-        "title": title,
-        "state": state,
-        "state_reason": "completed" if state == "closed" else None,
-        "labels": [{"name": name, "color": "ededed"} for name in labels or []],
-        "user": {"login": "dev"},
-        "comments": 1,
-        "created_at": "2026-11-01T10:00:00Z",
-        "updated_at": closed_at or "2026-11-01T10:00:00Z",
-        "closed_at": closed_at,
-        "body": body,
-    }
-    if is_pull:
-        item["pull_request"] = {
-            "url": f"{API}/repos/{repo}/pulls/{number}",
-            "html_url": f"{WEB}/{repo}/pull/{number}",
-            "merged_at": merged_at,
-        }
-    return item
+HISTORY = Path(__file__).resolve().parents[1] / "data" / "github_history.json"
 
 
-def cross_reference(pr: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "event": "cross-referenced",
-        "created_at": "2026-11-10T00:00:00Z",
-        "source": {"type": "issue", "issue": pr},
-    }
+def known_repos() -> set[str]:
+    names = {r for spec in bundled_sdk_catalogue() for r in spec.all_repos()}
+    for book in bundled_playbooks().values():
+        names |= set(book.github_repos) | set(book.sdk_repos.values())
+    return {n.lower() for n in names}
 
 
-def make_release(tag: str, published_at: str, body: str = "", *, draft: bool = False) -> dict[str, Any]:
-    return {
-        "tag_name": tag,
-        "name": tag,
-        "draft": draft,
-        "prerelease": False,
-        "published_at": published_at,
-        "html_url": f"{WEB}/releases/tag/{tag}",
-        "body": body,
-    }
+@cache
+def _history() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(HISTORY.read_text("utf-8"))
+    return data
+
+
+def history_releases(repo: str) -> list[dict[str, Any]]:
+    """The real releases of a PostHog SDK repo (tag, date, the PRs its CHANGELOG section names), newest
+    first; the body is rebuilt as a changesets-style section naming those PRs."""
+    out = []
+    for tag, published_at, prerelease, prs in _history()["releases"].get(repo, []):
+        version = tag.rsplit("@", 1)[-1].lstrip("v")
+        lines = [f"- [#{n}](https://github.com/{repo}/pull/{n})" for n in prs]
+        body = "\n".join([f"## {version}", "", "### Patch Changes", "", *lines])
+        out.append(release_item(repo, tag, published_at, body, prerelease=prerelease))
+    return out
+
+
+def history_prs(repo: str) -> list[dict[str, Any]]:
+    """Real merged PRs of a PostHog SDK repo (squash subjects, no body): realistic search distractors."""
+    return [
+        issue_item(
+            r,
+            int(number),
+            title,
+            state="closed",
+            user="posthogbot",
+            created_at=merged_at,
+            merged_at=merged_at,
+            merge_commit_sha=sha,
+        )
+        for r, number, title, merged_at, sha in _history()["merged_prs"]
+        if r == repo and merged_at
+    ]
 
 
 @dataclass
 class GitHubFake(FakeServer):
     prefix: str = ""
-    # search: first rule whose every substring is in q wins → its items
-    search_rules: list[tuple[list[str], list[dict[str, Any]]]] = field(default_factory=list)
-    issues: dict[str, dict[str, Any]] = field(default_factory=dict)  # "owner/repo#N" → issue
-    timelines: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # "owner/repo#N" → events
-    releases: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # "owner/repo" → releases
+    world: OfflineGitHub = field(default_factory=lambda: OfflineGitHub(repos=known_repos()))
     failures: dict[str, list[str]] = field(default_factory=dict)  # endpoint kind → scripted failures
     search_delay_s: float = 0.0
     slow_s: float = 1.0
@@ -103,16 +97,48 @@ class GitHubFake(FakeServer):
     max_in_flight: int = 0
     search_times: list[float] = field(default_factory=list)
 
+    @classmethod
+    def from_data(cls, data: dict[str, Any], **kwargs: Any) -> GitHubFake:
+        fake = cls(**kwargs)
+        loaded = OfflineGitHub.from_data(data)
+        fake.world.add(*loaded.items.values())
+        for repo, releases in loaded.releases.items():
+            fake.world.add_releases(repo, releases)
+        fake.world.timelines.update(loaded.timelines)
+        fake.world.redirects.update(loaded.redirects)
+        fake.world.repos |= loaded.repos
+        return fake
+
+    def load(
+        self, *items: dict[str, Any], releases: dict[str, list[dict[str, Any]]] | None = None
+    ) -> GitHubFake:
+        """Add issues/PRs (`issue_item` dicts) and releases (`release_item` dicts, per repo)."""
+        self.world.add(*items)
+        for repo, rows in (releases or {}).items():
+            self.world.add_releases(repo, rows)
+        return self
+
     def routes(self, app: web.Application) -> None:
-        p = self.prefix
-        app.router.add_get(f"{p}/search/issues", self._search)
-        app.router.add_get(f"{p}/repos/{{owner}}/{{repo}}/issues/{{number}}", self._issue)
-        app.router.add_get(f"{p}/repos/{{owner}}/{{repo}}/issues/{{number}}/timeline", self._timeline)
-        app.router.add_get(f"{p}/repos/{{owner}}/{{repo}}/releases", self._releases)
-        app.router.add_get(f"{p}/rate_limit", self._rate_limit)
+        app.router.add_get(f"{self.prefix}/{{tail:.*}}", self._handle)
 
     def fail(self, kind: str, *failures: str) -> None:
         self.failures.setdefault(kind, []).extend(failures)
+
+    def searches(self) -> list[dict[str, str]]:
+        """The query parameters of every search request received."""
+        return [r.query for r in self.calls() if r.path.endswith("/search/issues")]
+
+    @staticmethod
+    def _kind(path: str) -> str:
+        if path.endswith("/search/issues"):
+            return "search"
+        if path.endswith("/timeline"):
+            return "timeline"
+        if path.endswith("/releases"):
+            return "releases"
+        if "/pulls" in path:
+            return "pulls"
+        return "issue"
 
     async def _scripted(self, kind: str) -> web.Response | None:
         queue = self.failures.get(kind) or []
@@ -124,13 +150,24 @@ class GitHubFake(FakeServer):
         if failure == "429-long":
             return json_response({"message": "slow down"}, 429, {"Retry-After": "120"})
         if failure == "403":
-            reset = str(int(time.time()) + 2)  # epoch seconds: the wait is between 1 and 2 s
             headers = {
+                "x-ratelimit-limit": "30",
                 "x-ratelimit-remaining": "0",
-                "x-ratelimit-reset": reset,
+                "x-ratelimit-reset": str(int(time.time()) + 2),
                 "x-ratelimit-resource": "search",
             }
             return json_response({"message": "API rate limit exceeded"}, 403, headers)
+        if failure == "403-secondary":
+            headers = {
+                "x-ratelimit-limit": "30",
+                "x-ratelimit-remaining": "17",
+                "x-ratelimit-resource": "search",
+            }
+            body = {
+                "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+                "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api",
+            }
+            return json_response(body, 403, headers)
         if failure == "403-plain":
             return json_response({"message": "Resource not accessible by integration"}, 403)
         if failure == "500":
@@ -144,50 +181,23 @@ class GitHubFake(FakeServer):
             return None
         raise AssertionError(f"unknown scripted failure {failure!r}")
 
-    async def _search(self, request: web.Request) -> web.StreamResponse:
-        self.search_times.append(time.monotonic())
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        kind = self._kind(request.path)
+        if kind == "search":
+            self.search_times.append(time.monotonic())
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            if self.search_delay_s:
+            if kind == "search" and self.search_delay_s:
                 await asyncio.sleep(self.search_delay_s)
-            failed = await self._scripted("search")
+            failed = await self._scripted(kind)
             if failed is not None:
                 return failed
-            q = request.query.get("q", "").lower()
-            items: list[dict[str, Any]] = []
-            for needles, found in self.search_rules:
-                if all(n.lower() in q for n in needles):
-                    items = found
-                    break
-            return json_response({"total_count": len(items), "incomplete_results": False, "items": items})
+            url = str(request.url).replace(f"{self.url}{self.prefix}", "https://api.github.com", 1)
+            status, headers, body = self.world.handle("GET", url)
+            public = f"{self.url}{self.prefix}"
+            headers = {k: v.replace("https://api.github.com", public) for k, v in headers.items()}
+            return json_response(body, status, headers)
         finally:
-            self.in_flight -= 1
-
-    async def _rate_limit(self, request: web.Request) -> web.StreamResponse:
-        search = {"limit": 30, "remaining": 29, "reset": int(time.time()) + 60, "used": 1}
-        return json_response({"resources": {"search": search}, "rate": search})
-
-    def _key(self, request: web.Request) -> str:
-        info = request.match_info
-        return f"{info['owner']}/{info['repo']}#{info['number']}"
-
-    async def _issue(self, request: web.Request) -> web.StreamResponse:
-        failed = await self._scripted("issue")
-        if failed is not None:
-            return failed
-        issue = self.issues.get(self._key(request))
-        return json_response(issue) if issue else json_response({"message": "Not Found"}, 404)
-
-    async def _timeline(self, request: web.Request) -> web.StreamResponse:
-        failed = await self._scripted("timeline")
-        if failed is not None:
-            return failed
-        return json_response(self.timelines.get(self._key(request), []))
-
-    async def _releases(self, request: web.Request) -> web.StreamResponse:
-        failed = await self._scripted("releases")
-        if failed is not None:
-            return failed
-        info = request.match_info
-        return json_response(self.releases.get(f"{info['owner']}/{info['repo']}", []))
+            if kind == "search":
+                self.in_flight -= 1

@@ -12,7 +12,8 @@ says which words are events, properties, config options and error phrases (`load
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -81,8 +82,23 @@ class SdkSpec(BaseModel):
     aliases: list[str] = Field(default_factory=list)  # phrases that name it in a ticket (case-insensitive)
     registry: Literal["npm", "pypi"] | None = None
     package: str | None = None  # the registry package name ("posthog" on PyPI for posthog-python)
-    repo: str = ""  # "owner/name"
+    repo: str = ""  # "owner/name": where the SDK lives now
+    # every other repository that holds this SDK's issues (legacy repos, a monorepo's old home…);
+    # GitHub search looks in `repo` and all of these
+    repos: list[str] = Field(default_factory=list)
     platform: str = ""  # web | server | mobile (informative)
+    # phrases that imply this SDK when the ticket names none ("on Android", "Flutter app"); ignored
+    # when one of `platform_unless` is in the ticket too ("on Android" in Chrome is the web SDK)
+    platform_words: list[str] = Field(default_factory=list)
+    platform_unless: list[str] = Field(default_factory=list)
+
+    def all_repos(self) -> list[str]:
+        """`repo` first, then `repos`, without duplicates."""
+        seen: dict[str, str] = {}
+        for name in [self.repo, *self.repos]:
+            if name:
+                seen.setdefault(name.lower(), name)
+        return list(seen.values())
 
     def phrases(self) -> list[str]:
         """The canonical name and every alias, longest first, without duplicates."""
@@ -151,6 +167,24 @@ def load_sdk_catalogue(directory: Path | str | None = None) -> list[SdkSpec]:
     if len(names) != len(set(names)):
         raise ConfigError(f"SDK catalogue {path} names an SDK twice")
     return specs
+
+
+def implied_sdks(text: str, catalogue: Sequence[SdkSpec]) -> list[SdkSpec]:
+    """SDKs the ticket's platform words imply ("on Android", "iOS app", "Next.js", "Flutter").
+
+    For tickets that name no SDK. A spec whose `platform_unless` words are in the text too is skipped:
+    "the survey does not show on Android in Chrome" is the web SDK, not the Android one.
+    """
+    low = text.lower()
+
+    def has(phrase: str) -> bool:
+        return re.search(rf"(?<![\w.-]){re.escape(phrase.lower())}(?![\w-])", low) is not None
+
+    return [
+        spec
+        for spec in catalogue
+        if any(has(w) for w in spec.platform_words) and not any(has(w) for w in spec.platform_unless)
+    ]
 
 
 @lru_cache(maxsize=1)
