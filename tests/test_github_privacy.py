@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from integrations.github import GitHubSource
 from integrations.github.queries import Privacy, extract_terms
+from triage.intake.sdks import extract_sdks
 from triage.models import Identifiers, Intake, Sdk
 from triage.playbooks import bundled_playbooks, implied_sdks, load_sdk_catalogue
 
@@ -105,3 +106,6 @@ def test_platform_words_imply_the_sdk_but_not_in_a_browser() -> None:
     assert names("flags are empty in our Next.js app") == ["posthog-js"]
     assert names("Flutter app on Android crashes") == ["posthog-flutter"]
     assert names("the survey never shows on Android in Chrome") == ["posthog-js"]
+    implied = extract_sdks("the survey never shows on Android", catalogue)
+    assert [(s.name, s.implied) for s in implied] == [("posthog-android", True)]
+    assert [s.implied for s in extract_sdks("posthog-android 3.1.0 on Android", catalogue)] == [False]

@@ -171,6 +171,7 @@ class Sdk(_Model):
     version: str | None = None
     package: str | None = None  # registry package name, e.g. "posthog-js" / "posthog" (PyPI)
     registry: str | None = None  # "npm" | "pypi" | None
+    implied: bool = False  # not named: implied by platform words ("on Android", "Next.js")
 
 
 class Identifiers(_Model):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from triage.intake.scan import MAX_PER_TYPE, ascii_lower, find_all
 from triage.models import Sdk
-from triage.playbooks import SdkSpec, bundled_sdk_catalogue
+from triage.playbooks import SdkSpec, bundled_sdk_catalogue, implied_sdks
 
 _VER = r"\d{1,4}\.\d{1,4}(?:\.\d{1,5})?(?:-[0-9A-Za-z]{1,20}(?:\.[0-9A-Za-z]{1,20}){0,3})?"
 _CONNECT = r"(?:(?:to|version|versión|versão|ver\.?|at|is|on|from|auf|sur|en|em|v)[ \t]*:?[ \t]+){0,3}"
@@ -69,4 +69,7 @@ def extract_sdks(
     for name, (_, version) in sorted(found.items(), key=lambda item: item[1][0]):
         spec = specs[name]
         result.append(Sdk(name=name, version=version, package=spec.package, registry=spec.registry))
+    if not result:  # none named: platform words ("on Android", "Next.js") imply one (`implied=True`)
+        for spec in implied_sdks(text, catalogue)[:MAX_PER_TYPE]:
+            result.append(Sdk(name=spec.name, package=spec.package, registry=spec.registry, implied=True))
     return result
