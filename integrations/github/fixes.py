@@ -26,7 +26,7 @@ from typing import Any
 from integrations.github.client import GitHubClient, page_number
 from integrations.github.ranking import repo_of
 from integrations.http import SourceHttpError
-from integrations.registries import version_from_tag
+from triage.versions import version_from_tag
 
 _CLOSING = r"(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s*:?\s+(?:[\w.-]+/[\w.-]+)?#{n}\b"
 MAX_TIMELINE_PAGES = 10

@@ -48,9 +48,9 @@ from integrations.github.fixes import Fix, find_fix, find_release
 from integrations.github.queries import Query, extract_terms, model_queries, plan_queries
 from integrations.github.ranking import Match, rank_key, repo_of, score
 from integrations.http import SourceHttpError
-from integrations.registries import compare_versions
 from triage.models import Evidence, EvidenceStatus, Intake, ResearchTask
 from triage.playbooks import SdkSpec, bundled_sdk_catalogue
+from triage.versions import older_than
 
 if TYPE_CHECKING:
     from triage.playbooks import Playbook
@@ -453,10 +453,11 @@ class GitHubSource:
 
 
 def _compare(customer: str | None, fixed_in: str) -> dict[str, Any]:
-    """customer_version / customer_affected / upgrade_to ("upgrade" only when the customer is older)."""
+    """customer_version / customer_affected / upgrade_to ("upgrade" only when the customer is older),
+    with the project's one version helper (`triage.versions`)."""
     if not customer:
         return {"customer_version": None, "customer_affected": None, "upgrade_to": None}
-    older = compare_versions(customer, fixed_in) < 0
+    older = older_than(customer, fixed_in)  # None when either is not a version
     return {
         "customer_version": customer,
         "customer_affected": older,
