@@ -184,20 +184,26 @@ class GitHubFake(FakeServer):
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         kind = self._kind(request.path)
         if kind == "search":
-            self.search_times.append(time.monotonic())
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            return await self._search(request)
+        failed = await self._scripted(kind)
+        return failed if failed is not None else self._answer(request)
+
+    async def _search(self, request: web.Request) -> web.StreamResponse:
+        """`GET /search/issues` (a hook: subclasses add latency or gates around it)."""
+        self.search_times.append(time.monotonic())
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            if kind == "search" and self.search_delay_s:
+            if self.search_delay_s:
                 await asyncio.sleep(self.search_delay_s)
-            failed = await self._scripted(kind)
-            if failed is not None:
-                return failed
-            url = str(request.url).replace(f"{self.url}{self.prefix}", "https://api.github.com", 1)
-            status, headers, body = self.world.handle("GET", url)
-            public = f"{self.url}{self.prefix}"
-            headers = {k: v.replace("https://api.github.com", public) for k, v in headers.items()}
-            return json_response(body, status, headers)
+            failed = await self._scripted("search")
+            return failed if failed is not None else self._answer(request)
         finally:
-            if kind == "search":
-                self.in_flight -= 1
+            self.in_flight -= 1
+
+    def _answer(self, request: web.Request) -> web.StreamResponse:
+        url = str(request.url).replace(f"{self.url}{self.prefix}", "https://api.github.com", 1)
+        status, headers, body = self.world.handle("GET", url)
+        public = f"{self.url}{self.prefix}"
+        headers = {k: v.replace("https://api.github.com", public) for k, v in headers.items()}
+        return json_response(body, status, headers)
