@@ -47,7 +47,6 @@ class GitHubBench:
         try:
             from integrations.github.offline import OfflineGitHub, issue_item, offline_transport
             from integrations.github.source import GitHubSource
-
             from tests.fakes.github import history_prs, history_releases, known_repos
         except ImportError:
             return None

@@ -22,6 +22,8 @@ facts only from here (`KNOWN_BUG_KEYS`):
   exact_match, strong_match  booleans of the signal
   matched_terms        the ticket's symbols and symptom words found in the title/body
   query_variant        which query found it first (symbol, symbol_symptom, error, symptom, pr, semantic, model:N)
+                       or "fix_follow_up" for the fixing PR of a followed issue (match_signal "fix_of_match",
+                       fixes_issue_url = the issue; exact_match false: the issue row carries the known bug)
   fix_pr_url, fix_pr_number, fix_pr_title, fix_merged, merged_at, fix_basis
   fixed_in             version of the first release after the merge that contains the fix (or None)
   fixed_in_tag, release_url, released_at, fixed_in_basis ("changelog" | "release_after_merge")
@@ -285,6 +287,11 @@ class GitHubSource:
             self._row(task, query, item, match, facts.get(id(item), {}), sdks, started)
             for item, query, match in ranked
         ]
+        shown = {str(r.url) for r in rows}
+        for (item, query, _), data in zip(follow, extra, strict=True):
+            if data.get("fix_pr_url") and str(data["fix_pr_url"]) not in shown and "pull_request" not in item:
+                shown.add(str(data["fix_pr_url"]))
+                rows.append(self._fix_row(task, query, item, data, sdks, started))
         if not rows and not failures:
             return [
                 Evidence(
@@ -417,6 +424,36 @@ class GitHubSource:
             latency_ms=_ms(started),
             data=data,
         )
+
+    def _fix_row(
+        self,
+        task: ResearchTask,
+        query: Query,
+        issue: dict[str, Any],
+        facts: dict[str, Any],
+        sdks: list[dict[str, Any]],
+        started: float,
+    ) -> Evidence:
+        """The fixing PR of a followed issue as its own row (kind "pr", `fixes_issue_url`)."""
+        url = str(facts["fix_pr_url"])
+        repo = "/".join(url.split("github.com/", 1)[-1].split("/")[:2])
+        pull = {
+            "html_url": url,
+            "repository_url": f"https://api.github.com/repos/{repo}",
+            "number": facts.get("fix_pr_number"),
+            "title": facts.get("fix_pr_title") or "",
+            "state": "closed" if facts.get("fix_merged") else "open",
+            "pull_request": {"merged_at": facts.get("merged_at")},
+        }
+        fix_facts = {k: v for k, v in facts.items() if k != "workaround"}
+        row = self._row(task, query, pull, Match(), fix_facts, sdks, started)
+        row.data.update(
+            match_signal="fix_of_match", query_variant="fix_follow_up", fixes_issue_url=issue.get("html_url")
+        )
+        row.summary = (
+            f"Fix PR {repo}#{pull['number']} for {issue.get('html_url')}; " + row.summary.split("; ", 1)[-1]
+        )
+        return row
 
     def _customer_version(self, repo: str, data: dict[str, Any], sdks: list[dict[str, Any]]) -> str | None:
         fix_repo = str(data.get("fix_pr_url") or "")
