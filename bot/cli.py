@@ -513,10 +513,11 @@ def _configure_logging(settings: Settings | None, debug: bool, command: str) -> 
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     try:
-        from triage.redaction import SecretFilter
+        from triage.redaction import Redactor, SecretFilter
 
+        redactor = Redactor(settings.redact_emails, settings.redact_phones) if settings else None
         for handler in logging.getLogger().handlers:
-            handler.addFilter(SecretFilter())
+            handler.addFilter(SecretFilter(redactor))
     except ImportError:  # pragma: no cover
         pass
     if not debug:

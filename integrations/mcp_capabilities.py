@@ -29,6 +29,7 @@ from integrations.mcp_contract import Contract, argument_errors
 from integrations.mcp_decode import Decoded, Unparseable, decode_result
 from triage.models import Evidence, EvidenceStatus, Intake, ResearchTask, Sdk
 from triage.protocols import ConfigError
+from triage.redaction import reveal
 
 if TYPE_CHECKING:
     from triage.playbooks import McpCheck, Playbook
@@ -409,7 +410,8 @@ class McpCapabilitySource(McpSourceLifecycle):
                     error=f"arguments rejected by the pinned schema of {step.tool}: {'; '.join(problems[:3])}",
                 )
                 return run
-            run.outcome = await target.client.call(step.tool, arguments)
+            # the requester's email token becomes the address only inside the call (triage.redaction)
+            run.outcome = await target.client.call(step.tool, reveal(arguments))
             if not run.outcome.ok:
                 return run
             try:

@@ -73,6 +73,7 @@ from integrations.store_schema import (
 )
 from triage.metering import ModelCall
 from triage.models import TriageReport
+from triage.redaction import storable
 from triage.store import (
     Artefact,
     AuditEntry,
@@ -345,6 +346,7 @@ class SqlStore:
         return await self._call(self._read, do)
 
     async def finish_run(self, run_id: str, report: TriageReport, *, token: int) -> bool:
+        report = storable(report)  # no person properties in the report JSON or the evidence table
         report_json = report.model_dump_json()
 
         def do(conn: Connection) -> bool:

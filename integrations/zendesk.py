@@ -368,6 +368,11 @@ class ZendeskTicketSource:
             public=bool(c.get("public", True)),
             body=body,
             created_at=c.get("created_at"),
+            attachments=[
+                str(a["file_name"])
+                for a in c.get("attachments") or []
+                if isinstance(a, dict) and a.get("file_name")
+            ],
         )
 
     # ------------------------------------------------------------ extras

@@ -59,7 +59,7 @@ def example(ticket_id: int) -> Ticket:
 
 
 def intake_of(ticket: Ticket, books: dict[str, Playbook]) -> Intake:
-    return rule_intake(Redactor().redact_ticket(ticket), books, unredacted=ticket)
+    return rule_intake(Redactor(emails=False).redact_ticket(ticket), books)
 
 
 # ---------------------------------------------------------------- playbooks and the SDK catalogue
@@ -162,7 +162,7 @@ def test_demo_flags_ticket(books: dict[str, Playbook]) -> None:
     assert intake.product_area == "feature_flags" and intake.playbook_id == "feature_flags"
     assert ids.flag_keys == ["new-checkout-flow"]
     assert ids.distinct_ids == ["user_8f3a2c"]
-    assert ids.emails == ["jane@acme-analytics.io"]  # from the unredacted ticket
+    assert ids.emails == ["jane@acme-analytics.io"]  # REDACT_EMAILS=false: the text keeps it
     assert [(s.name, s.version, s.registry) for s in ids.sdks] == [("posthog-js", "1.160.0", "npm")]
     assert intake.urgency == Urgency.p2  # high priority + "blocking" / "urgent"
     assert intake.blast_radius == BlastRadius.some_users
@@ -407,16 +407,13 @@ def test_missing_info_comes_from_the_playbook(books: dict[str, Playbook]) -> Non
     ]
 
 
-def test_emails_survive_redaction_only_through_the_unredacted_ticket(books: dict[str, Playbook]) -> None:
+def test_redacted_emails_never_become_identifiers(books: dict[str, Playbook]) -> None:
     raw = ticket(
         "Replay", "Recordings missing for bob@example.com", comments=[Comment(body="also ann@example.com")]
     )
-    clean = Redactor().redact_ticket(raw)
-    assert rule_intake(clean, books).identifiers.emails == []
-    assert rule_intake(clean, books, unredacted=raw).identifiers.emails == [
-        "bob@example.com",
-        "ann@example.com",
-    ]
+    assert rule_intake(Redactor().redact_ticket(raw), books).identifiers.emails == []
+    kept = rule_intake(Redactor(emails=False).redact_ticket(raw), books).identifiers.emails
+    assert kept == ["bob@example.com", "ann@example.com"]
 
 
 # ---------------------------------------------------------------- layer 2: refine_intake

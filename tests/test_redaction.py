@@ -3,15 +3,37 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import string
+import unicodedata
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triage.models import Comment, Organization, Person, Ticket
-from triage.redaction import Redactor, SecretFilter, luhn_ok, redact_secrets
+from triage.models import (
+    Comment,
+    Evidence,
+    EvidenceStatus,
+    Organization,
+    Person,
+    Ticket,
+    TicketSummary,
+    TriageReport,
+)
+from triage.redaction import (
+    REQUESTER_EMAIL,
+    Redactor,
+    SecretFilter,
+    lookup_scope,
+    luhn_ok,
+    redact_secrets,
+    reveal,
+    storable,
+)
 
 SECRETS = {
     "posthog_key": "phc_Zx81kLmQ2rT5vW9yB3nC6dF0gH4jK7pS1aE8uI2oL3",
@@ -117,7 +139,7 @@ def test_redact_ticket_covers_every_text_field_and_copies() -> None:
     dumped = clean.model_dump_json()
     for secret in ("phc_Zx81", "a@b.io", "7946", "ghp_", "AKIA", "zzzzzzzzzzzz"):
         assert secret not in dumped, secret
-    assert clean.requester.email == "[redacted:email]" and clean.custom_fields["count"] == 3
+    assert clean.requester.email == "[redacted:requester_email]" and clean.custom_fields["count"] == 3
     assert ticket.requester.email == "a@b.io"  # the original is untouched
     kept = Redactor(emails=False).redact_ticket(ticket)
     assert kept.requester.email == "a@b.io" and kept.description == "mail me: a@b.io"
@@ -193,3 +215,118 @@ def test_a_secret_never_survives(before: str, sep1: str, secret: str, sep2: str,
     text = before + sep1 + secret + sep2 + after
     for redactor in (Redactor(), Redactor(emails=False, phones=False)):
         assert secret not in redactor.redact(text)
+
+
+# ---------------------------------------------------------------- issue #10: the formats that got through
+
+CORPUS = json.loads((Path(__file__).parent / "data" / "redaction_corpus.json").read_text("utf-8"))
+
+
+@pytest.mark.parametrize("item", CORPUS["secrets"] + CORPUS["pii"], ids=lambda i: i["kind"])
+def test_corpus_secret_is_masked(item: dict[str, Any]) -> None:
+    out = Redactor().redact(item["text"])
+    assert "[redacted:" in out
+    for needle in item["needles"]:
+        assert needle not in out and unicodedata.normalize("NFKC", needle) not in out
+
+
+@pytest.mark.parametrize("line", CORPUS["benign"])
+def test_corpus_benign_line_is_unchanged(line: str) -> None:
+    assert Redactor().redact(line) == line
+
+
+def test_url_credentials_are_masked_even_without_email_redaction() -> None:
+    out = Redactor(emails=False, phones=False).redact("DATABASE_URL=postgres://app:pw123@db:5432/x")
+    assert out == "DATABASE_URL=postgres://[redacted:url_credentials]@db:5432/x"
+
+
+def test_pem_block_is_masked_whole_and_text_after_it_stays() -> None:
+    text = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBk2\nAoGBAOx9\n-----END EC PRIVATE KEY-----\nThanks!"
+    assert Redactor().redact(text) == "[redacted:private_key]\nThanks!"
+
+
+def test_iban_checksum_decides() -> None:
+    assert Redactor().redact("DE89 3704 0044 0532 0130 00") == "[redacted:iban]"
+    assert Redactor().redact("DE88 3704 0044 0532 0130 00") == "DE88 3704 0044 0532 0130 00"
+
+
+_FULLWIDTH = {ord(c): ord(c) + 0xFEE0 for c in string.ascii_letters + string.digits + "_-"}
+
+
+def _disguise(secret: str, how: str, cut: int) -> str:
+    if how == "zero_width":
+        cut = 1 + cut % (len(secret) - 1)
+        return secret[:cut] + "\u200b" + secret[cut:]
+    if how == "full_width":
+        return secret.translate(_FULLWIDTH)
+    if how == "soft_hyphen":
+        cut = 1 + cut % (len(secret) - 1)
+        return secret[:cut] + "\u00ad" + secret[cut:]
+    return secret.replace(" ", "\u00a0")
+
+
+@settings(max_examples=200, deadline=None)
+@given(SECRET, st.sampled_from(["zero_width", "full_width", "soft_hyphen", "nbsp"]), st.integers(0, 200))
+def test_a_disguised_secret_never_survives(secret: str, how: str, cut: int) -> None:
+    text = f"here: {_disguise(secret, how, cut)} thanks"
+    out = Redactor().redact(text)
+    assert "[redacted:" in out
+    assert secret not in out and secret not in unicodedata.normalize("NFKC", out)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_redaction_is_total_and_idempotent(text: str) -> None:
+    once = Redactor().redact(text)
+    assert Redactor().redact(once) == once
+
+
+def test_requester_email_becomes_a_token_that_only_reveal_resolves() -> None:
+    ticket = Ticket(
+        id=1,
+        subject="login broken",
+        description="I am jane@acme.io, my colleague bob@acme.io sees it too",
+        requester=Person(name="Jane", email="Jane@Acme.io"),
+    )
+    redactor = Redactor()
+    clean = redactor.redact_ticket(ticket)
+    assert "acme.io" not in clean.model_dump_json() and clean.requester_lookup == "jane@acme.io"
+    assert clean.description == f"I am {REQUESTER_EMAIL}, my colleague [redacted:email] sees it too"
+    assert redactor.redact_ticket(clean) is clean  # one pass only
+    assert redactor.lookup_emails(clean, []) == [REQUESTER_EMAIL]  # bob is never looked up
+    assert reveal({"email": REQUESTER_EMAIL}) == {"email": REQUESTER_EMAIL}  # outside an adapter call
+    with lookup_scope(clean.requester_lookup):
+        assert reveal({"email": REQUESTER_EMAIL, "limit": 5}) == {"email": "jane@acme.io", "limit": 5}
+    # not named in the text: intake hands no email to research
+    quiet = redactor.redact_ticket(ticket.model_copy(update={"description": "login broken"}))
+    assert redactor.lookup_emails(quiet, []) == []
+    # emails not redacted: the extracted list stays as intake found it
+    assert Redactor(emails=False).lookup_emails(clean, ["bob@acme.io"]) == ["bob@acme.io"]
+
+
+def test_every_ticket_field_is_covered() -> None:
+    token = "ghp_a1B2c3D4e5F6g7H8i9J0kLmNoPqRsTuVwXyZ12"
+    ticket = Ticket(
+        id=2,
+        subject=token,
+        tags=[f"t-{token}"],
+        requester=Person(name=f"Jane {token}", email="jane@acme.io"),
+        organization=Organization(name=f"Acme {token}", tags=[token], details=token),
+        comments=[Comment(body=token, author_name=token, attachments=[f"{token}.har"])],
+        custom_fields={"notes": {"nested": [token]}, token: 1},
+    )
+    assert "ghp_" not in Redactor().redact_ticket(ticket).model_dump_json()
+
+
+def test_storable_report_drops_person_properties() -> None:
+    row = Evidence(
+        source="posthog_mcp",
+        status=EvidenceStatus.ok,
+        title="Person by email: [redacted:requester_email]",
+        summary="Person x: 1 distinct id(s); plan=scale, city=Berlin",
+        data={"distinct_ids": ["d1"], "properties": {"plan": "scale"}, "properties_last_updated_at": {}},
+    )
+    report = TriageReport(ticket=TicketSummary(id=1), evidence=[row])
+    stored = storable(report).evidence[0]
+    assert "Berlin" not in stored.model_dump_json() and "properties" not in stored.data
+    assert stored.data["distinct_ids"] == ["d1"]

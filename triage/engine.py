@@ -46,7 +46,7 @@ from triage.protocols import (
     ResearchSource,
     TicketSource,
 )
-from triage.redaction import Redactor
+from triage.redaction import Redactor, lookup_scope
 from triage.requester import requester_scope
 from triage.research import emit, new_tasks, run_research, summarize_sources
 from triage.store import AuditEntry
@@ -165,7 +165,7 @@ class TriageEngine:
             raise ConfigError(
                 "no ticket source configured: set ZENDESK_URL (or ZENDESK_SUBDOMAIN) and credentials"
             )
-        return await self.tickets.get_ticket(ticket_id)
+        return self.redactor.redact_ticket(await self.tickets.get_ticket(ticket_id))
 
     def _plan(self, intake: Intake, playbook: Playbook) -> tuple[list[ResearchTask], list[Evidence]]:
         tasks: list[ResearchTask] = []
@@ -213,35 +213,37 @@ class TriageEngine:
         await self.start()
         model = await self._active_model()
 
-        # intake layer 1: redact first; identifiers come from the redacted ticket (secrets never travel on)
+        # intake layer 1: only the redacted ticket (a no-op when `fetch` already redacted it); identifiers
+        # come from it, and the only email research may look up is the requester's token (triage.redaction)
         t0 = time.perf_counter()
         await emit(progress, ProgressEvent(kind="phase", phase="intake"))
         clean = self.redactor.redact_ticket(ticket)
-        base = rule_intake(
-            clean, self.playbooks, self.sdk_catalogue, unredacted=ticket, vocabulary=self.vocabulary
-        )
-        base = base.model_copy(update=requester_scope(ticket, clean, base.identifiers))
+        base = rule_intake(clean, self.playbooks, self.sdk_catalogue, vocabulary=self.vocabulary)
+        base.identifiers.emails = self.redactor.lookup_emails(clean, base.identifiers.emails)
+        # the requester's email as the token, never the raw address
+        base = base.model_copy(update=requester_scope(clean, clean, base.identifiers))
         refining = asyncio.create_task(refine_intake(model, clean, base, self.playbooks))
 
         # research wave 1: everything the rules plan, at once, while the intake model runs
         t_research = time.perf_counter()
         wave1, plan_failures = self._plan(base, self._playbook_of(base))
         await emit(progress, ProgressEvent(kind="phase", phase="research", total=len(wave1)))
-        running = asyncio.create_task(
-            run_research(
-                wave1,
-                self.sources_by_name,
-                deadline_s=self.config.research_deadline_s,
-                task_timeout_s=self.config.task_timeout_s,
-                progress=progress,
+        with lookup_scope(clean.requester_lookup):  # a task copies the context when it is created
+            running = asyncio.create_task(
+                run_research(
+                    wave1,
+                    self.sources_by_name,
+                    deadline_s=self.config.research_deadline_s,
+                    task_timeout_s=self.config.task_timeout_s,
+                    progress=progress,
+                )
             )
-        )
         try:
             intake, intake_usage = await refining
         except BaseException:
             running.cancel()
             raise
-        intake = intake.model_copy(update=requester_scope(ticket, clean, intake.identifiers))
+        intake = intake.model_copy(update=requester_scope(clean, clean, intake.identifiers))
         playbook = self._playbook_of(intake)
         annotate(
             area=intake.product_area, playbook=playbook.id, mode="llm" if self.model else "evidence_only"
@@ -258,15 +260,20 @@ class TriageEngine:
         second: list[Evidence] = []
         if wave2:
             remaining = self.config.research_deadline_s - (time.perf_counter() - t_research)
-            second = await run_research(
-                wave2,
-                self.sources_by_name,
-                deadline_s=max(0.5, remaining),
-                task_timeout_s=self.config.task_timeout_s,
-                progress=progress,
-            )
+            with lookup_scope(clean.requester_lookup):
+                second = await run_research(
+                    wave2,
+                    self.sources_by_name,
+                    deadline_s=max(0.5, remaining),
+                    task_timeout_s=self.config.task_timeout_s,
+                    progress=progress,
+                )
         evidence = [*await running, *second, *plan_failures]
-        evidence = [e.model_copy(update={"id": f"E{i}"}) for i, e in enumerate(evidence, start=1)]
+        # what a source returned (person properties, error messages …) passes the same redaction
+        evidence = [
+            self.redactor.redact_evidence(e).model_copy(update={"id": f"E{i}"})
+            for i, e in enumerate(evidence, start=1)
+        ]
         sources = summarize_sources([*wave1, *wave2], evidence, also=[f.source for f in plan_failures])
         research_ms = _ms(t_research)
 
@@ -296,6 +303,7 @@ class TriageEngine:
         report = report.model_copy(
             update={"run_id": run_id, "timings": timings, "usage": intake_usage.add(report.usage)}
         )
+        report = self.redactor.redact_report(report)  # model-written text too, before Slack or the store
         await self._audit(run_id, evidence, report)
         await emit(progress, ProgressEvent(kind="done", phase="done", elapsed_ms=timings.total_ms))
         return report

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 REPORT_VERSION = 1
 
@@ -76,6 +76,7 @@ class Comment(_Model):
     public: bool = True
     body: str = ""
     created_at: datetime | None = None
+    attachments: list[str] = Field(default_factory=list)  # file names
 
 
 class Ticket(_Model):
@@ -97,6 +98,22 @@ class Ticket(_Model):
     ticket_form_id: int | None = None
     via_channel: str | None = None
     custom_fields: dict[str, Any] = Field(default_factory=dict)
+    # Set by `triage.redaction.Redactor.redact_ticket` (never serialised): the copy is redacted, and the
+    # requester's raw email when the ticket text names it (for the person look-up inside the adapter only).
+    _redacted: bool = PrivateAttr(default=False)
+    _requester_lookup: str = PrivateAttr(default="")
+
+    @property
+    def redacted(self) -> bool:
+        return self._redacted
+
+    @property
+    def requester_lookup(self) -> str:
+        return self._requester_lookup
+
+    def mark_redacted(self, requester_lookup: str) -> None:
+        self._redacted = True
+        self._requester_lookup = requester_lookup
 
     @property
     def ref(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from triage.intake.extraction import extract_emails, extract_identifiers
+from triage.intake.extraction import extract_identifiers
 from triage.intake.injection import detect_injection
 from triage.intake.routing import area_scores, best_playbook, prepare, score_playbooks
 from triage.intake.scan import HEURISTIC_CHARS
@@ -45,20 +45,12 @@ def rule_intake(
     playbooks: Mapping[str, Playbook],
     sdk_catalogue: Sequence[SdkSpec] | None = None,
     *,
-    unredacted: Ticket | None = None,
     vocabulary: Vocabulary | None = None,
 ) -> Intake:
-    """Layer 1: a deterministic intake from the (redacted) ticket.
-
-    Pass the original ticket as `unredacted` when `ticket` was redacted: only its email addresses are
-    read (they are needed for person lookups); every other identifier comes from `ticket`.
-    """
+    """Layer 1: a deterministic intake from the (redacted) ticket; every identifier comes from it."""
     customer_text, all_text = ticket_texts(ticket)
     subject = ticket.subject or ""
     ids = extract_identifiers(subject + "\n\n" + all_text, sdk_catalogue, vocabulary)
-    if unredacted is not None:
-        _, raw_all = ticket_texts(unredacted)
-        ids.emails = extract_emails((unredacted.subject or "") + "\n" + raw_all)
     scores = score_playbooks(customer_text, ids, playbooks, subject=subject, tags=ticket.tags)
     book = best_playbook(scores, playbooks)
     scan = subject + "\n" + customer_text[:HEURISTIC_CHARS]
