@@ -8,13 +8,17 @@ than 5 minutes away from our clock (replay protection). A replay inside the wind
 triage is claimed once per (ticket, version) in the store.
 
 Bodies: a trigger body `{"ticket_id": "{{ticket.id}}"}` (string or number), Zendesk's event-webhook
-shape `{"type": "zen:event-type:ticket.…", "detail": {"id": "123"}, …}` (or `"subject": "zen:ticket:123"`),
-and `{"ticket": {"id": 123}}`.
+shape `{"type": "zen:event-type:ticket.…", "subject": "zen:ticket:123", "detail": {"id": "123"}, …}`
+(developer.zendesk.com "Webhook event types" / "Ticket events"), and `{"ticket": {"id": 123}}`. Only
+ticket events are read: a user or organization event (`zen:event-type:user.…`, `subject: zen:user:N`)
+carries *that* record's id in `detail.id`, so it is acknowledged and ignored, never read as a ticket.
+An id is 1-19 ASCII digits and fits a signed 64-bit integer; anything else (`"9"*5000`, `"²"`) is 400.
 
 Answers: 503 when ZENDESK_WEBHOOK_SECRET is not set (fail closed: an unsigned endpoint would let
-anyone trigger triages), 401 on a missing/bad/stale signature, 400 on invalid JSON or no ticket id,
-otherwise 202 at once — the work (fetch, filter, claim, triage) is started with `spawn` and never
-delays the answer (Zendesk times webhooks out after a few seconds and retries).
+anyone trigger triages), 401 on a missing/bad/stale signature, 400 on invalid JSON (including nesting
+too deep to parse) or no valid ticket id, 200 for an ignored non-ticket event, otherwise 202 at once —
+the work (fetch, filter, claim, triage) is started with `spawn` and never delays the answer (Zendesk
+times webhooks out after a few seconds and retries).
 """
 
 from __future__ import annotations
@@ -91,34 +95,62 @@ def verify_signature(
     return hmac.compare_digest(expected.encode(), signature.strip().encode())
 
 
+MAX_ID = 2**63 - 1  # the store keeps ticket ids in a BIGINT
+EVENT_PREFIX = "zen:event-type:"
+TICKET_EVENT_PREFIX = "zen:event-type:ticket."
+TICKET_SUBJECT_PREFIX = "zen:ticket:"
+
+
 def _as_id(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value if value > 0 else None
+        return value if 0 < value <= MAX_ID else None
     if isinstance(value, str):
         text = value.strip()
-        if text.isdigit():
+        # ASCII digits only ("²".isdigit() is True) and short enough that int() is cheap and bounded
+        if 0 < len(text) <= 19 and text.isascii() and text.isdigit():
             number = int(text)
-            return number if number > 0 else None
+            return number if 0 < number <= MAX_ID else None
+    return None
+
+
+def ignored_event(body: Any) -> str | None:
+    """The type of a Zendesk event that is not about a ticket (user, organization …), else None."""
+    if not isinstance(body, dict) or "ticket_id" in body:
+        return None
+    kind = body.get("type")
+    subject = body.get("subject")
+    if isinstance(kind, str) and kind.startswith(EVENT_PREFIX) and not kind.startswith(TICKET_EVENT_PREFIX):
+        return kind[:100]
+    if (
+        isinstance(subject, str)
+        and subject.startswith("zen:")
+        and not subject.startswith(TICKET_SUBJECT_PREFIX)
+    ):
+        return subject.rsplit(":", 1)[0][:100]
     return None
 
 
 def parse_ticket_id(body: Any) -> int | None:
-    """The ticket id of a trigger body, an event-webhook body or `{"ticket": {"id": …}}`; else None."""
+    """The ticket id of a trigger body, a ticket-event body or `{"ticket": {"id": …}}`; else None.
+
+    Call `ignored_event` first: `detail.id` is only a ticket id in a ticket event.
+    """
     if not isinstance(body, dict):
         return None
     if "ticket_id" in body:
         return _as_id(body["ticket_id"])
-    detail = body.get("detail")
-    if isinstance(detail, dict) and (found := _as_id(detail.get("id"))) is not None:
-        return found
-    ticket = body.get("ticket")
-    if isinstance(ticket, dict) and (found := _as_id(ticket.get("id"))) is not None:
-        return found
     subject = body.get("subject")
-    if isinstance(subject, str) and subject.startswith("zen:ticket:"):
-        return _as_id(subject.removeprefix("zen:ticket:"))
+    if isinstance(subject, str) and subject.startswith(TICKET_SUBJECT_PREFIX):
+        return _as_id(subject.removeprefix(TICKET_SUBJECT_PREFIX))
+    kind = body.get("type")
+    detail = body.get("detail")
+    if isinstance(kind, str) and kind.startswith(TICKET_EVENT_PREFIX) and isinstance(detail, dict):
+        return _as_id(detail.get("id"))
+    ticket = body.get("ticket")
+    if isinstance(ticket, dict):
+        return _as_id(ticket.get("id"))
     return None
 
 
@@ -157,13 +189,14 @@ def make_webhook_handler(
             return _problem(401, "bad or stale signature")
         try:
             body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             return _problem(400, "body is not valid JSON")
+        if (kind := ignored_event(body)) is not None:
+            log.info("Zendesk webhook: %s is not a ticket event; ignored", kind)
+            return web.json_response({"ok": True, "ignored": kind}, status=200)
         ticket_id = parse_ticket_id(body)
         if ticket_id is None:
-            return _problem(
-                400, 'no ticket id: send {"ticket_id": "{{ticket.id}}"} or a ticket event (detail.id)'
-            )
+            return _problem(400, 'no valid ticket id: send {"ticket_id": "{{ticket.id}}"} or a ticket event')
         work = dispatch(ticket_id, TRIGGER)
         try:
             spawn(work)

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bot.intake_filters import TicketFilter
 from bot.intake_queue import TriageQueue, ticket_dispatcher
@@ -25,6 +27,7 @@ from bot.zendesk_webhook import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     WEBHOOK_PATH,
+    ignored_event,
     make_webhook_handler,
     parse_ticket_id,
     sign,
@@ -143,6 +146,12 @@ def test_verify_signature_rejects() -> None:
         ({"ticket_id": True}, None),
         ({"ticket_id": None, "detail": {"id": "5"}}, None),
         ({"detail": {"id": "abc"}}, None),
+        ({"detail": {"id": "5"}}, None),  # detail.id is only a ticket id in a ticket event
+        ({"ticket_id": "9" * 5000}, None),
+        ({"ticket_id": "9" * 20}, None),
+        ({"ticket_id": 2**63}, None),
+        ({"ticket_id": "²"}, None),
+        ({"type": "zen:event-type:ticket.created", "subject": "zen:ticket:¹", "detail": {"id": "¹"}}, None),
         ({}, None),
         ([1, 2], None),
         ("48291", None),
@@ -150,6 +159,109 @@ def test_verify_signature_rejects() -> None:
 )
 def test_parse_ticket_id(body: Any, expected: int | None) -> None:
     assert parse_ticket_id(body) == expected
+
+
+# Zendesk's own example user event (developer.zendesk.com "Webhook event types", event schema)
+USER_EVENT = {
+    "type": "zen:event-type:user.active_changed",
+    "account_id": 12514403,
+    "id": "2b24ef10-19d4-4740-93cf-8f98ec4776c0",
+    "time": "2099-07-04T05:33:18Z",
+    "zendesk_event_version": "2022-06-20",
+    "subject": "zen:user:6596848315901",
+    "detail": {"id": "6596848315901", "role": "end-user", "organization_id": "0"},
+    "event": {"current": False, "previous": True},
+}
+ORG_EVENT = {
+    "type": "zen:event-type:organization.created",
+    "subject": "zen:organization:48291",
+    "detail": {"id": "48291", "name": "Acme"},
+    "event": {},
+}
+
+
+def test_user_and_organization_events_are_not_tickets() -> None:
+    assert ignored_event(USER_EVENT) == "zen:event-type:user.active_changed"
+    assert ignored_event(ORG_EVENT) == "zen:event-type:organization.created"
+    assert ignored_event({"subject": "zen:user:5", "detail": {"id": "5"}}) == "zen:user"
+    assert ignored_event({"type": "zen:event-type:ticket.created", "subject": "zen:ticket:5"}) is None
+    assert ignored_event({"ticket_id": "5", "type": "zen:event-type:user.created"}) is None
+
+
+async def test_user_and_organization_events_are_acknowledged_and_ignored(
+    client: TestClient[web.Request, web.Application], h: Harness
+) -> None:
+    for body in (USER_EVENT, ORG_EVENT):
+        raw = json.dumps(body).encode()
+        resp = await client.post(WEBHOOK_PATH, data=raw, headers=headers(raw))
+        assert resp.status == 200 and (await resp.json())["ignored"] == body["type"]
+    await h.settle()
+    assert h.dispatched == []
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"ticket_id": "' + b"9" * 5000 + b'"}',
+        '{"ticket_id": "²"}'.encode(),
+        rb'{"type": "zen:event-type:ticket.created", "subject": "zen:ticket:\u00b9"}',
+        b"[" * 100_000,
+        b"{" * 50_000 + b"}" * 50_000,
+        b"\xff\xfe not utf-8",
+        b"[1, 2]",
+        b'"48291"',
+    ],
+    ids=[
+        "huge-id",
+        "superscript",
+        "superscript-subject",
+        "nested-lists",
+        "nested-objects",
+        "bytes",
+        "list",
+        "str",
+    ],
+)
+async def test_signed_odd_bodies_get_400_never_500(
+    client: TestClient[web.Request, web.Application], h: Harness, raw: bytes
+) -> None:
+    resp = await client.post(WEBHOOK_PATH, data=raw, headers=headers(raw))
+    assert resp.status == 400
+    await h.settle()
+    assert h.dispatched == []
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+_ID_LIKE = st.one_of(st.integers(), st.text(max_size=30), st.from_regex(r"[0-9²³¹٣]{1,40}", fullmatch=True))
+_BODY = st.one_of(
+    _JSON,
+    st.builds(lambda v: {"ticket_id": v}, _ID_LIKE),
+    st.builds(lambda v: {"subject": f"zen:ticket:{v}"}, _ID_LIKE),
+    st.builds(
+        lambda t, v: {"type": f"zen:event-type:{t}.created", "detail": {"id": v}},
+        st.sampled_from(["ticket", "user", "organization", "article"]),
+        _ID_LIKE,
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_BODY, garbage=st.binary(max_size=200), as_bytes=st.booleans())
+async def test_fuzz_signed_webhook_never_answers_500(
+    client: TestClient[web.Request, web.Application], h: Harness, body: Any, garbage: bytes, as_bytes: bool
+) -> None:
+    raw = garbage if as_bytes else json.dumps(body).encode()
+    resp = await client.post(WEBHOOK_PATH, data=raw, headers=headers(raw))
+    assert resp.status in (200, 202, 400), resp.status
+    unsigned = await client.post(WEBHOOK_PATH, data=raw, headers={"Content-Type": "application/json"})
+    assert unsigned.status == 401
+    await h.settle()
 
 
 # ---------------------------------------------------------------- the handler
