@@ -62,7 +62,8 @@ async def _load_history(services: Services, key: str) -> list[tuple[str, str]]:
 
 
 async def _save_history(services: Services, key: str, history: list[tuple[str, str]]) -> None:
-    trimmed = [(q[:HISTORY_CHARS], a[:HISTORY_CHARS]) for q, a in history[-HISTORY_TURNS:]]
+    redact = services.engine.redactor.redact  # the store keeps questions and answers redacted, like reports
+    trimmed = [(redact(q)[:HISTORY_CHARS], redact(a)[:HISTORY_CHARS]) for q, a in history[-HISTORY_TURNS:]]
     await services.store.set_cursor(key, json.dumps(trimmed))
 
 

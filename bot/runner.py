@@ -245,13 +245,20 @@ def _schedule_jobs(
                 log.info("pruned %d old de-duplication key(s)", removed)
             except Exception as exc:
                 log.warning("pruning de-duplication keys failed: %s", exc)
+            purge = getattr(store, "purge_older_than", None)
+            if settings.retention_days and callable(purge):
+                try:
+                    counts = await purge(settings.retention_days * 86400.0)
+                    log.info("retention (%d days): purged %s", settings.retention_days, counts)
+                except Exception as exc:
+                    log.warning("retention purge failed: %s", exc)
 
         scheduler.add_job(
             prune_seen,
             "interval",
             hours=PRUNE_EVERY_H,
             id=PRUNE_JOB_ID,
-            name="prune de-duplication keys",
+            name="prune de-duplication keys; retention purge (RETENTION_DAYS)",
             max_instances=1,
             coalesce=True,
             next_run_time=datetime.now(UTC) + timedelta(minutes=5),

@@ -133,6 +133,8 @@ class Settings(BaseSettings):
     link_allowlist: CsvList = Field(default_factory=list)
     redact_emails: bool = True
     redact_phones: bool = True
+    # days a report, its evidence, drafts, feedback and follow-up history are kept (0 = forever)
+    retention_days: int = Field(default=90, ge=0)
     research_deadline_seconds: float = 45.0
     source_timeout_seconds: float = 15.0
     source_max_retries: int = 2

@@ -766,6 +766,41 @@ class SqlStore:
 
         return await self._call(self._write, do)
 
+    async def purge_older_than(self, older_than_s: float) -> dict[str, int]:
+        """Not in the protocol: retention (RETENTION_DAYS). Deletes finished runs (their reports) not
+        updated within `older_than_s`, with their evidence rows, audit rows, drafts (artefacts) and feedback,
+        audit rows older than that, and follow-up histories (`followup:*`) not touched since.
+        Returns the deleted row counts per table."""
+
+        def do(conn: Connection) -> dict[str, int]:
+            cutoff = _now() - timedelta(seconds=older_than_s)
+            old = select(triage_runs.c.run_id).where(
+                triage_runs.c.updated_at < cutoff, triage_runs.c.status != RunStatus.running.value
+            )
+            counts: dict[str, int] = {}
+            for table in (evidence, artefacts, feedback_table):
+                counts[table.name] = int(conn.execute(delete(table).where(table.c.run_id.in_(old))).rowcount)
+            counts[audit_log.name] = int(
+                conn.execute(
+                    delete(audit_log).where(or_(audit_log.c.run_id.in_(old), audit_log.c.created_at < cutoff))
+                ).rowcount
+            )
+            counts["followups"] = int(
+                conn.execute(
+                    delete(cursors).where(cursors.c.name.like("followup:%"), cursors.c.updated_at < cutoff)
+                ).rowcount
+            )
+            counts[triage_runs.name] = int(
+                conn.execute(
+                    delete(triage_runs).where(
+                        triage_runs.c.updated_at < cutoff, triage_runs.c.status != RunStatus.running.value
+                    )
+                ).rowcount
+            )
+            return counts
+
+        return await self._call(self._write, do)
+
     async def get_cursor(self, name: str) -> str | None:
         def do(conn: Connection) -> str | None:
             value = conn.execute(select(cursors.c.value).where(cursors.c.name == name)).scalar_one_or_none()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, update
 
-from integrations.store import SqlStore, audit_log, evidence, normalize_database_url
+from integrations.store import SqlStore, audit_log, cursors, evidence, normalize_database_url, triage_runs
 from tests.pg_support import pg_schema
 from tests.store_support import age_heartbeat
 from triage.models import (
@@ -426,3 +427,40 @@ async def test_lease_has_one_holder_and_moves_when_it_expires(store: SqlStore) -
     holder = (await store.lease_holder("poller") or ("", 0))[0]
     await store.release_lease("poller", holder)
     assert await store.acquire_lease("poller", "r9", ttl_s=60) == 3
+
+
+async def test_retention_purges_old_reports_evidence_drafts_and_followups(store: SqlStore) -> None:
+    old_claim, new_claim = await store.claim_run(21, "v1", "slash"), await store.claim_run(22, "v1", "slash")
+    old, new = old_claim.run, new_claim.run
+    running = (await store.claim_run(23, "v1", "slash")).run
+    for claim in (old_claim, new_claim):
+        run = claim.run
+        assert await store.finish_run(run.run_id, make_report(run_id=run.run_id), token=claim.token)
+        await store.record_audit([AuditEntry(run_id=run.run_id, source="github", tool="t", status="ok")])
+        await store.claim_artefact(run.run_id, "packet")
+        await store.complete_artefact(run.run_id, "packet", ref="x", content="draft text")
+        await store.add_feedback(Feedback(run_id=run.run_id, user_id="U1", vote="up", comment="ok"))
+    await store.set_cursor("followup:C1:1.1", '[["q", "a"]]')
+    await store.set_cursor("zendesk:incremental", "keep-me")
+    long_ago = datetime.now(UTC) - timedelta(days=100)
+    with store.engine.begin() as conn:  # age the first run, the running one and every cursor
+        conn.execute(
+            update(triage_runs)
+            .where(triage_runs.c.run_id.in_([old.run_id, running.run_id]))
+            .values(updated_at=long_ago, created_at=long_ago)
+        )
+        conn.execute(update(audit_log).where(audit_log.c.run_id == old.run_id).values(created_at=long_ago))
+        conn.execute(update(cursors).values(updated_at=long_ago))
+
+    counts = await store.purge_older_than(90 * 86400)
+
+    assert counts["triage_runs"] == 1 and counts["followups"] == 1
+    assert counts["evidence"] == 2 and counts["artefacts"] == 1 and counts["feedback"] == 1
+    assert await store.get_run(old.run_id) is None
+    assert await store.evidence_for_run(old.run_id) == [] and await store.audit_for_run(old.run_id) == []
+    assert await store.feedback_for_run(old.run_id) == []
+    assert await store.get_run(running.run_id) is not None  # a run in progress is never purged
+    kept = await store.get_run(new.run_id)
+    assert kept is not None and kept.report is not None and await store.evidence_for_run(new.run_id)
+    assert await store.get_cursor("followup:C1:1.1") is None
+    assert await store.get_cursor("zendesk:incremental") == "keep-me"  # not a follow-up history
