@@ -25,6 +25,20 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.settings import Settings
 
+
+def slack_error(exc: BaseException) -> str:
+    """A short reason for a failed Slack call. Never raises: a proxy's HTML 502, a text/plain 405 or a
+    truncated JSON body leave `SlackApiError.response` without a dict (a str, or aiohttp's response)."""
+    if isinstance(exc, SlackApiError):
+        response = exc.response
+        data = getattr(response, "data", None)
+        if isinstance(data, dict) and data.get("error"):
+            return str(data["error"])[:100]
+        status = getattr(response, "status_code", None) or getattr(response, "status", None)
+        return f"HTTP {status} without a Slack API answer" if status else "slack_error"
+    return type(exc).__name__
+
+
 log = logging.getLogger(__name__)
 
 REFUSAL = (
@@ -76,9 +90,9 @@ class AccessControl:
         try:
             resp = await self.client.usergroups_users_list(usergroup=group)
             members = frozenset(str(u) for u in (resp.get("users") or []))
-        except SlackApiError as exc:
+        except Exception as exc:  # SlackApiError, or a body the SDK could not read (e.g. 200 text/plain)
             # fail closed for this group; keep a stale copy if we had one
-            log.warning("usergroups.users.list(%s) failed: %s", group, exc.response.get("error"))
+            log.warning("usergroups.users.list(%s) failed: %s", group, slack_error(exc))
             return cached[1] if cached else frozenset()
         self._groups[group] = (now, members)
         return members
@@ -123,8 +137,8 @@ class AccessControl:
             return Decision(True)
         try:
             shared = await self.channel_is_shared(channel_id)
-        except SlackApiError as exc:
-            error = exc.response.get("error", "error")
+        except Exception as exc:  # SlackApiError, or a body the SDK could not read (e.g. 200 text/plain)
+            error = slack_error(exc)
             return Decision(
                 False,
                 f"could not check that {channel_id} is not a Slack Connect channel "

@@ -32,7 +32,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.access import AccessControl
+from bot.access import AccessControl, slack_error
 from bot.settings import Settings, secret
 from formatting.cards import CardState, error_message
 from triage.protocols import ConfigError, ProgressEvent
@@ -149,14 +149,8 @@ async def permalink(client: AsyncWebClient, channel: str, ts: str) -> str:
         resp = await client.chat_getPermalink(channel=channel, message_ts=ts)
         return str(resp.get("permalink") or "")
     except SlackApiError as exc:
-        log.warning("chat.getPermalink failed: %s", exc.response.get("error"))
+        log.warning("chat.getPermalink failed: %s", slack_error(exc))
         return ""
-
-
-def slack_error(exc: Exception) -> str:
-    if isinstance(exc, SlackApiError):
-        return str(exc.response.get("error") or "slack_error")
-    return type(exc).__name__
 
 
 async def post_error(client: AsyncWebClient, channel: str, thread_ts: str | None, text: str) -> None:

@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.access import AccessControl
+from bot.settings import Settings
 from formatting.actions import ACTION_PACKET, FEEDBACK_BLOCK, FEEDBACK_INPUT, VIEW_FEEDBACK
 from formatting.limits import validate_view
-from tests.fakes.slack import BOT_USER_ID
+from tests.fakes.slack import BOT_USER_ID, FakeSlack
 from tests.slack_support import TRIAGE_CHANNEL, close_harness, make_harness
 
 
@@ -144,3 +149,31 @@ async def test_modal_submission_from_a_stranger_is_refused_in_the_modal(tmp_path
         assert await h.svc.store.feedback_for_run(run.run_id) == []
     finally:
         await close_harness(h)
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "text", "reason"),
+    [
+        (502, "text/html", "<html><body><h1>502 Bad Gateway</h1></body></html>", "HTTP 502"),
+        (405, "text/plain", "405: Method Not Allowed", "HTTP 405"),
+        (200, "text/plain", "upstream connect error", "AttributeError"),
+        (500, "application/json", '{"ok": false, "err', "HTTP 500"),
+        (200, "application/json", '{"ok": false, "error": "channel_not_found"}', "channel_not_found"),
+    ],
+)
+async def test_non_json_slack_errors_give_a_clear_refusal(
+    status: int, content_type: str, text: str, reason: str
+) -> None:
+    slack = FakeSlack().start()
+    slack.raw_errors["conversations.info"] = (status, content_type, text)
+    slack.raw_errors["usergroups.users.list"] = (status, content_type, text)
+    client = AsyncWebClient(token="xoxb-test", base_url=slack.api_url)
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-test", slack_allowed_usergroups="S1")  # type: ignore[call-arg]
+    access = AccessControl(settings, client)
+    try:
+        decision = await access.check_delivery_channel(TRIAGE_CHANNEL)
+        assert not decision.allowed and reason in decision.reason
+        assert "conversations.info" in decision.reason
+        assert not await access.user_allowed("W1")  # the group cannot be read: fail closed
+    finally:
+        slack.stop()

@@ -80,6 +80,9 @@ class FakeSlack(FakeServer):
     users: dict[str, dict[str, Any]] = field(default_factory=dict)  # users.info: id → user object
     fail_once: dict[str, tuple[int, int]] = field(default_factory=dict)  # method → (status, retry_after)
     errors: dict[str, str] = field(default_factory=dict)  # method → error code, every call
+    # method → (status, content type, body): what a proxy or load balancer in front of Slack answers
+    # (an HTML 502 page, a text/plain 405), every call
+    raw_errors: dict[str, tuple[int, str, str]] = field(default_factory=dict)
     ws_messages: list[dict[str, Any]] = field(default_factory=list)  # what Socket Mode clients sent us
     ws_envelopes: list[dict[str, Any]] = field(default_factory=list)  # sent after `hello`
     validate: bool = True
@@ -152,6 +155,9 @@ class FakeSlack(FakeServer):
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ").strip() or str(params.get("token", ""))
         self.api_calls.append(ApiCall(method, params, token, time.monotonic()))
+        if method in self.raw_errors:
+            status, content_type, text = self.raw_errors[method]
+            return web.Response(status=status, text=text, content_type=content_type)
         if method in self.fail_once:
             status, retry_after = self.fail_once.pop(method)
             headers = {"Retry-After": str(retry_after)} if status == 429 else {}
