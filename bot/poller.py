@@ -7,6 +7,11 @@ One poll:
            store.set_cursor(name, page.after_cursor)        ← after EACH page, after its dispatches
            stop at end_of_stream (caught up) or after `max_pages_per_poll` pages
 
+Poison-proof: a record the adapter could not parse (an invalid `updated_at`, a missing id) and a
+*deleted* ticket (the export includes them, `status: "deleted"`) are skipped with one log line and a
+stored skip record (`<cursor name>:skipped:<id>:<generated_timestamp>` in the store's cursors, value =
+the reason and the time), and the cursor moves on: one bad record never stalls polling.
+
 Exactly once: a crash between dispatching a page and persisting its cursor re-reads at most that
 page; the re-dispatched tickets hit their existing claims on (ticket_id, version) downstream
 (`TriageQueue.submit` → `store.claim_run`) and nothing runs twice. Tickets changed while the bot was
@@ -32,6 +37,7 @@ last finished page) and the next interval retries. Errors never stop the schedul
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -41,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel
 
 from bot.intake_filters import TicketFilter
-from integrations.zendesk import IncrementalPage
+from integrations.zendesk import IncrementalPage, SkippedRecord
 from triage.protocols import ConfigError, SourceUnavailable
 from triage.store import Store
 
@@ -51,6 +57,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TRIGGER = "poll"
+DELETED = "deleted in Zendesk"
 JOB_ID = "zendesk-poll"
 
 PollDispatch = Callable[[int, str, str], Awaitable[object]]
@@ -77,7 +84,8 @@ class PollStats(BaseModel):
     seen: int = 0  # tickets on the pages read
     matched: int = 0  # passed the filters
     dispatched: int = 0  # handed to dispatch() successfully
-    skipped: int = 0  # rejected by the filters (deleted, status, tags …)
+    skipped: int = 0  # rejected by the filters (status, tags …)
+    poisoned: int = 0  # records that failed to parse, and deleted tickets: skipped with a stored record
     cursor: str | None = None  # the cursor persisted last
     caught_up: bool = False  # reached end_of_stream
     first_start: bool = False  # started from start_time (no stored cursor)
@@ -134,6 +142,14 @@ class ZendeskPoller:
             )
         return await self.zendesk.incremental_page(start_time=start_time, per_page=self.per_page)
 
+    async def _skip(self, record: SkippedRecord, stats: PollStats) -> None:
+        stats.poisoned += 1
+        level = logging.INFO if record.reason == DELETED else logging.WARNING
+        log.log(level, "poll: export record #%s skipped: %s", record.ticket_id or "?", record.reason)
+        key = f"{self.cursor_name}:skipped:{record.ticket_id or '?'}:{record.generated_timestamp or '?'}"
+        value = {"reason": record.reason, "at": datetime.now(UTC).isoformat(timespec="seconds")}
+        await self.store.set_cursor(key, json.dumps(value))
+
     async def poll_once(self) -> PollStats:
         """Read the export until caught up (or the page cap); raises on Zendesk/store errors."""
         async with self._lock:
@@ -143,8 +159,19 @@ class ZendeskPoller:
                 page = await self._first_page(stats)
                 while True:
                     stats.pages += 1
+                    for record in page.skipped:
+                        stats.seen += 1
+                        await self._skip(record, stats)
                     for ticket in page.tickets:
                         stats.seen += 1
+                        if ticket.status == "deleted":
+                            deleted = SkippedRecord(
+                                ticket_id=ticket.id,
+                                generated_timestamp=ticket.generated_timestamp,
+                                reason=DELETED,
+                            )
+                            await self._skip(deleted, stats)
+                            continue
                         ok, why = self.filter.matches(ticket)
                         if not ok:
                             stats.skipped += 1
@@ -209,12 +236,14 @@ class ZendeskPoller:
         level = logging.INFO if stats.dispatched or stats.first_start else logging.DEBUG
         log.log(
             level,
-            "Zendesk poll: %d page(s), %d ticket(s) seen, %d matched, %d dispatched, %d skipped%s (%.1fs)",
+            "Zendesk poll: %d page(s), %d ticket(s) seen, %d matched, %d dispatched, %d skipped, "
+            "%d unreadable or deleted%s (%.1fs)",
             stats.pages,
             stats.seen,
             stats.matched,
             stats.dispatched,
             stats.skipped,
+            stats.poisoned,
             "" if stats.caught_up else ", more pending",
             stats.duration_s,
         )

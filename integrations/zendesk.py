@@ -81,10 +81,32 @@ class IncrementalTicket(BaseModel):
     via_channel: str | None = None
 
 
+class SkippedRecord(BaseModel):
+    """An export record we could not read (it is skipped, never retried forever)."""
+
+    ticket_id: int | None = None
+    generated_timestamp: int | None = None
+    reason: str
+
+
 class IncrementalPage(BaseModel):
     tickets: list[IncrementalTicket] = Field(default_factory=list)
+    skipped: list[SkippedRecord] = Field(default_factory=list)  # records that failed to parse
     after_cursor: str | None = None  # persist it, then pass it as `cursor` next time
     end_of_stream: bool = True  # True = caught up; poll again later with after_cursor
+
+
+def _skip_of(raw: dict[str, Any], exc: Exception) -> SkippedRecord:
+    """Why a record was skipped: the exception kind and first line, never the record's text."""
+    tid, stamp = raw.get("id"), raw.get("generated_timestamp")
+    first = str(exc).splitlines()[0][:160] if str(exc) else ""
+    if hasattr(exc, "errors"):  # pydantic: name the fields, not their (customer-written) values
+        first = "invalid " + ", ".join(".".join(map(str, e["loc"])) for e in exc.errors()[:3])
+    return SkippedRecord(
+        ticket_id=tid if isinstance(tid, int) and not isinstance(tid, bool) else None,
+        generated_timestamp=stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else None,
+        reason=f"{type(exc).__name__}: {first}".strip(),
+    )
 
 
 @dataclass(frozen=True)
@@ -420,10 +442,18 @@ class ZendeskTicketSource:
                 gen = client.tickets.incremental(cursor=cursor)
             else:
                 gen = client.tickets.incremental(start_time=start_time, per_page=per_page)
-            items = [self._to_incremental(t.to_dict()) for t in (getattr(gen, "values", None) or [])]
+            items: list[IncrementalTicket] = []
+            skipped: list[SkippedRecord] = []
+            for record in getattr(gen, "values", None) or []:
+                raw = record.to_dict()
+                try:
+                    items.append(self._to_incremental(raw))
+                except (KeyError, TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+                    skipped.append(_skip_of(raw, exc))
             after = getattr(gen, "after_cursor", None)
             return IncrementalPage(
                 tickets=items,
+                skipped=skipped,
                 after_cursor=str(after) if after else cursor,
                 end_of_stream=bool(getattr(gen, "end_of_stream", True)),
             )
@@ -435,6 +465,8 @@ class ZendeskTicketSource:
 
     @staticmethod
     def _to_incremental(raw: dict[str, Any]) -> IncrementalTicket:
+        if not isinstance(raw.get("id"), int) or isinstance(raw.get("id"), bool):
+            raise ValueError(f"id is {type(raw.get('id')).__name__}, not an integer")
         via = raw.get("via") or {}
         return IncrementalTicket(
             id=int(raw["id"]),

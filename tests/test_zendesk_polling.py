@@ -6,6 +6,7 @@ A "restart" is a new ZendeskPoller + new SqlStore object + new TriageQueue on th
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -125,7 +126,8 @@ async def test_new_tickets_picked_up_and_filters_respected(
     stats = await proc.poller.poll_once()
     await proc.queue.drain(WAIT_S)
 
-    assert (stats.pages, stats.seen, stats.matched, stats.dispatched, stats.skipped) == (1, 5, 2, 2, 3)
+    assert (stats.pages, stats.seen, stats.matched, stats.dispatched, stats.skipped) == (1, 5, 2, 2, 2)
+    assert stats.poisoned == 1  # the deleted ticket, with a stored skip record
     assert stats.first_start and stats.caught_up and stats.cursor
     assert sorted(t for t, _ in triage.runs) == [1, 2]
     # the claim key computed from the export row == the fetched ticket's version_key
@@ -333,4 +335,42 @@ async def test_scheduled_job_survives_errors_and_403_is_explained(
         await asyncio.sleep(0.05)
     assert [t for t, _ in triage.runs] == [700]
     assert proc.poller.last_error == ""
+    await proc.stop()
+
+
+async def test_poisoned_page_and_deleted_tickets_are_skipped_and_the_cursor_moves_on(
+    fake: FakeZendesk, source: ZendeskTicketSource, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.add_ticket(1, subject="fine", status="new", updated_at=ago(50))
+    bad = fake.add_ticket(2, subject="poison", status="new", updated_at=ago(49))
+    bad["updated_at"] = "2026-13-45T99:99:99Z"  # the invalid updated_at seen in a real export
+    idless = fake.add_ticket(3, subject="no id", status="new", updated_at=ago(48))
+    fake.add_ticket(4, subject="fine too", status="open", updated_at=ago(47))
+    fake.delete_ticket(5, subject="removed", updated_at=ago(46))
+    fake.add_ticket(6, subject="last", status="new", updated_at=ago(45))
+    idless["id"] = "3"  # a string id: not a ticket we can claim
+    triage = Triage(source)
+    proc = await start(db_url, triage, source)
+
+    stats = await proc.poller.poll_once()
+    await proc.queue.drain(15)
+
+    assert sorted(t for t, _ in triage.runs) == [1, 4, 6]
+    assert (stats.seen, stats.dispatched, stats.poisoned, stats.caught_up) == (6, 3, 3, True)
+    assert await proc.store.get_cursor(CURSOR) == stats.cursor
+    reasons = {
+        name: json.loads(value or "{}")["reason"]
+        for name in (
+            f"{CURSOR}:skipped:2:{bad['generated_timestamp']}",
+            f"{CURSOR}:skipped:?:{idless['generated_timestamp']}",
+        )
+        if (value := await proc.store.get_cursor(name))
+    }
+    assert len(reasons) == 2 and any("updated_at" in r for r in reasons.values())
+    deleted = await proc.store.get_cursor(f"{CURSOR}:skipped:5:{fake.tickets[5]['generated_timestamp']}")
+    assert deleted and json.loads(deleted)["reason"] == "deleted in Zendesk"
+    assert "poison" not in caplog.text  # the reason names fields, never the ticket's text
+    # the next poll does not re-read the poisoned page: nothing is skipped or run again
+    again = await proc.poller.poll_once()
+    assert (again.seen, again.poisoned, again.dispatched) == (0, 0, 0)
     await proc.stop()

@@ -64,6 +64,7 @@ class FakeZendesk(FakeServer):
     organizations: dict[int, dict[str, Any]] = field(default_factory=dict)
     me_id: int = 1
     incremental_page_size: int = 1000
+    deleted: set[int] = field(default_factory=set)  # ticket ids deleted (export: status "deleted"; GET: 404)
     scripted: list[Scripted] = field(default_factory=list)
     valid_auth: set[str] = field(default_factory=set)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(900_000))
@@ -198,6 +199,20 @@ class FakeZendesk(FakeServer):
             )
         return ticket
 
+    def delete_ticket(self, ticket_id: int, **seed: Any) -> dict[str, Any]:
+        """A deleted ticket as the incremental export still lists it: `status: "deleted"` and a newer
+        generated_timestamp (developer.zendesk.com "Using the Incremental Exports API", *Excluding deleted
+        tickets*: deleted tickets are included unless `exclude_deleted=true`; the exact field set of a
+        deleted row is not documented, so the other fields keep their last values here). Reading it
+        (GET tickets/{id}) answers 404 RecordNotFound, like a deleted ticket does.
+        `seed` is passed to `add_ticket` when the ticket does not exist yet."""
+        ticket = self.tickets.get(ticket_id) or self.add_ticket(ticket_id, **seed)
+        with self._lock:
+            ticket["status"] = "deleted"
+            self._touch(ticket, ticket["updated_at"])
+            self.deleted.add(ticket_id)
+        return ticket
+
     def add_comment(
         self,
         ticket_id: int,
@@ -307,8 +322,13 @@ class FakeZendesk(FakeServer):
         return json_response({"error": "RecordNotFound", "description": "Not found"}, status=404)
 
     async def _get_ticket(self, request: web.Request) -> web.Response:
-        ticket = self.tickets.get(int(request.match_info["id"]))
-        return json_response({"ticket": ticket}) if ticket else self._not_found()
+        ticket_id = int(request.match_info["id"])
+        ticket = self.tickets.get(ticket_id)
+        return (
+            json_response({"ticket": ticket})
+            if ticket and ticket_id not in self.deleted
+            else self._not_found()
+        )
 
     async def _get_comments(self, request: web.Request) -> web.Response:
         ticket_id = int(request.match_info["id"])
