@@ -96,6 +96,11 @@ class IncrementalPage(BaseModel):
     end_of_stream: bool = True  # True = caught up; poll again later with after_cursor
 
 
+def note_marker(run_id: str) -> str:
+    """The last line of a private note: which triage run wrote it (found again after a timeout)."""
+    return f"[triagebot run {run_id}]"
+
+
 def _skip_of(raw: dict[str, Any], exc: Exception) -> SkippedRecord:
     """Why a record was skipped: the exception kind and first line, never the record's text."""
     tid, stamp = raw.get("id"), raw.get("generated_timestamp")
@@ -399,12 +404,31 @@ class ZendeskTicketSource:
 
     # ------------------------------------------------------------ extras
 
-    async def add_private_note(self, ticket_id: int, body: str) -> int:
-        """Add an internal (public: false) comment; returns the new comment id (0 if Zendesk omits it)."""
+    async def add_private_note(self, ticket_id: int, body: str, *, run_id: str = "") -> int:
+        """Add an internal (public: false) comment; returns the new comment id (0 if Zendesk omits it).
+
+        Exactly once: with a `run_id` the note ends with the marker line `note_marker(run_id)`. Before
+        posting, and after a failure whose outcome is unknown (a timeout, a 5xx), the ticket's comments are
+        searched for that marker: a note that is already there is returned, never posted again. A note
+        that came back (or is found) public is an error.
+        """
+        marker = note_marker(run_id) if run_id else ""
+        text = f"{body}\n\n{marker}" if marker else body
+
+        def find(client: Zenpy) -> int | None:
+            for comment in client.tickets.comments(ticket=ticket_id):
+                data = comment.to_dict()
+                if marker in str(data.get("body") or data.get("plain_body") or ""):
+                    if data.get("public") is not False:
+                        raise SourceUnavailable(f"Zendesk made the note on #{ticket_id} public")
+                    return int(data.get("id") or 0)
+            return None
 
         def do(client: Zenpy) -> int:
+            if marker and (found := find(client)) is not None:
+                return found  # an earlier attempt was applied: do not post it twice
             ticket = client.tickets(id=ticket_id)  # fetched, so only the comment is dirty
-            ticket.comment = ZenpyComment(body=body, public=False)
+            ticket.comment = ZenpyComment(body=text, public=False)
             result = client.tickets.update(ticket)
             audit = getattr(result, "audit", None)
             events = getattr(audit, "events", None) or []
@@ -420,6 +444,17 @@ class ZendeskTicketSource:
             return await self._run("private note", do, write=True)
         except _NotFound:
             raise TicketNotFound(ticket_id) from None
+        except SourceUnavailable as exc:
+            if not marker or "public" in str(exc):
+                raise
+            try:
+                found = await self._run("private note check", find)
+            except Exception:
+                raise exc from None
+            if found is None:
+                raise
+            log.info("Zendesk applied the private note on #%s despite the error; not posted again", ticket_id)
+            return found
 
     async def incremental_page(
         self, *, cursor: str | None = None, start_time: int | None = None, per_page: int | None = None

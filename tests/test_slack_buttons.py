@@ -23,6 +23,7 @@ from formatting.actions import (
     VIEW_FEEDBACK,
     VIEW_REPLY,
 )
+from integrations.zendesk import note_marker
 from tests.slack_support import TRIAGE_CHANNEL, SlackHarness, close_harness, make_harness
 from triage.store import RunRecord, RunStatus
 
@@ -126,7 +127,8 @@ async def test_reply_modal_with_writeback_adds_one_private_note(tmp_path: Path) 
         notes = _notes(h, 48291)
         assert len(notes) == 1
         comment = notes[0]["ticket"]["comment"]  # type: ignore[index]
-        assert comment["public"] is False and comment["body"] == "Hi Jane, fixed in 1.2.3."
+        assert comment["public"] is False
+        assert comment["body"] == f"Hi Jane, fixed in 1.2.3.\n\n{note_marker(run.run_id)}"
         assert any("private internal note" in t for t in _thread_text(h, run))
 
         await h.view_submission(VIEW_REPLY, run.run_id, {REPLY_BLOCK: {REPLY_INPUT: "again"}})

@@ -15,6 +15,7 @@ from integrations.zendesk import (
     IncrementalPage,
     ZendeskTicketSource,
     author_role,
+    note_marker,
     parse_base_url,
 )
 from tests.fakes.http import free_port
@@ -415,3 +416,38 @@ def test_author_roles() -> None:
     assert author_role(None, -1) is AuthorRole.system
     assert author_role(None, 5, requester_id=5) is AuthorRole.customer
     assert author_role(None, 6, requester_id=5) is AuthorRole.system
+
+
+async def test_private_note_exactly_once_after_a_timeout(
+    fake: FakeZendesk, source: ZendeskTicketSource
+) -> None:
+    fake.add_ticket(9, subject="x", description="first")
+    # Zendesk applies the update, then the proxy in front answers 504: the outcome looks unknown
+    fake.fail("/api/v2/tickets/9.json", 504, method="PUT", applied=True)
+    comment_id = await source.add_private_note(9, "Triage: known bug", run_id="run-abc")
+    notes = [c for c in fake.comments[9] if not c["public"]]
+    assert len(notes) == 1 and notes[0]["id"] == comment_id
+    assert notes[0]["body"] == f"Triage: known bug\n\n{note_marker('run-abc')}"
+    # the button is clicked again for the same run: the marker is found, nothing is posted
+    assert await source.add_private_note(9, "Triage: known bug", run_id="run-abc") == comment_id
+    assert len(fake.calls("/api/v2/tickets/9.json", method="PUT")) == 1
+    assert len([c for c in fake.comments[9] if not c["public"]]) == 1
+    # another run writes its own note
+    assert await source.add_private_note(9, "Re-run", run_id="run-def") != comment_id
+
+
+async def test_private_note_not_applied_is_still_an_error(
+    fake: FakeZendesk, source: ZendeskTicketSource
+) -> None:
+    fake.add_ticket(9, subject="x")
+    fake.fail("/api/v2/tickets/9.json", 500, method="PUT")  # not applied, and not safe to resend
+    with pytest.raises(SourceUnavailable):
+        await source.add_private_note(9, "note", run_id="run-1")
+    assert [c for c in fake.comments[9] if not c["public"]] == []
+
+
+async def test_a_marked_note_found_public_is_an_error(fake: FakeZendesk, source: ZendeskTicketSource) -> None:
+    fake.add_ticket(9, subject="x")
+    fake.add_comment(9, f"leaked\n\n{note_marker('run-2')}", public=True)
+    with pytest.raises(SourceUnavailable, match="public"):
+        await source.add_private_note(9, "note", run_id="run-2")

@@ -155,7 +155,7 @@ class ViewListeners:
         try:
             zendesk = deps.services.zendesk
             assert zendesk is not None
-            result = zendesk.add_private_note(run.ticket_id, text)
+            result = zendesk.add_private_note(run.ticket_id, text, run_id=run.run_id)
             if inspect.isawaitable(result):
                 await result
         except Exception as exc:

@@ -54,6 +54,7 @@ class Scripted:
     method: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
+    applied: bool = False  # the request is carried out, then the answer is lost (a gateway timeout)
 
 
 @dataclass
@@ -268,8 +269,10 @@ class FakeZendesk(FakeServer):
         method: str | None = None,
         retry_after: int | None = None,
         body: Any = None,
+        applied: bool = False,
     ) -> None:
-        """Answer the next `times` requests to `path` (exact path or "*") with `status`."""
+        """Answer the next `times` requests to `path` (exact path or "*") with `status`; with `applied`,
+        the request is carried out first (Zendesk did the write, the proxy in front timed out)."""
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         if body is None:
             body = {
@@ -282,7 +285,7 @@ class FakeZendesk(FakeServer):
                 },
             }.get(status, {"error": "InternalError", "description": "Something went wrong"})
         with self._lock:
-            self.scripted.append(Scripted(path, status, times, method, headers, body))
+            self.scripted.append(Scripted(path, status, times, method, headers, body, applied))
 
     def accept_token(self, email: str, token: str) -> None:
         raw = f"{email}/token:{token}".encode()
@@ -310,10 +313,20 @@ class FakeZendesk(FakeServer):
     @web.middleware
     async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
         with self._lock:
-            for s in self.scripted:
-                if s.times > 0 and s.path in ("*", request.path) and s.method in (None, request.method):
-                    s.times -= 1
-                    return json_response(s.body, status=s.status, headers=s.headers)
+            hit = next(
+                (
+                    s
+                    for s in self.scripted
+                    if s.times > 0 and s.path in ("*", request.path) and s.method in (None, request.method)
+                ),
+                None,
+            )
+            if hit is not None:
+                hit.times -= 1
+        if hit is not None:
+            if hit.applied:
+                await handler(request)
+            return json_response(hit.body, status=hit.status, headers=hit.headers)
         if self.valid_auth and request.headers.get("Authorization", "") not in self.valid_auth:
             return json_response({"error": "Couldn't authenticate you"}, status=401)
         return await handler(request)
