@@ -757,6 +757,29 @@ class SqlStore:
 
         return await self._call(do)
 
+    async def seen_within(self, key: str, window_s: float) -> bool:
+        """True the first time `key` is seen in a window of `window_s` seconds (insert, or a
+        compare-and-swap on an expired row), False for a repeat inside the window."""
+        key = key[:255]
+
+        def do() -> bool:
+            now = _now()
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(seen_keys).values(key=key, created_at=now))
+                return True
+            except IntegrityError:
+                pass
+            with self.engine.begin() as conn:
+                renewed = conn.execute(
+                    update(seen_keys)
+                    .where(seen_keys.c.key == key, seen_keys.c.created_at < now - timedelta(seconds=window_s))
+                    .values(created_at=now)
+                )
+                return bool(renewed.rowcount)
+
+        return await self._call(do)
+
     async def prune_seen(self, older_than_s: float) -> int:
         """Not in the protocol: forget de-duplication keys older than `older_than_s` (returns the count)."""
 

@@ -1,7 +1,8 @@
 """The Bolt listeners, one module per Slack surface, registered on the app by `register`.
 
-`guard` (access control, one middleware for every request) · `commands` (/triage, the paste modal) ·
-`shortcuts` ("Triage this message") · `actions` (report buttons) · `views` (modal submissions) ·
+`guard` (access control, one middleware for every request) · `replay` (a repeated Re-run click or
+command within Slack's 5-minute replay window is dropped, store-backed) · `commands` (/triage, the paste
+modal) · `shortcuts` ("Triage this message") · `actions` (report buttons) · `views` (modal submissions) ·
 `events` (thread follow-ups) · `home` (the App Home tab). `paste` turns Slack text into a pasted ticket.
 
 Every listener acknowledges first and does nothing slow before `ack()`; the work runs in a tracked
@@ -22,6 +23,7 @@ from bot.listeners.common import Deps
 from bot.listeners.events import EventListeners
 from bot.listeners.guard import access_middleware
 from bot.listeners.home import HomeListeners
+from bot.listeners.replay import replay_middleware
 from bot.listeners.shortcuts import ShortcutListeners
 from bot.listeners.views import ViewListeners
 
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 def register(app: AsyncApp, deps: Deps) -> None:
     app.middleware(access_middleware(deps))
+    app.middleware(replay_middleware(deps))
     surfaces = (
         CommandListeners,
         ShortcutListeners,
