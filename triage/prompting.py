@@ -48,7 +48,9 @@ def ticket_as_data(ticket: Ticket, budget_chars: int = 24_000, include_private: 
     per_comment = max(400, budget_chars // 8)
     rendered: list[str] = []
     for c in comments:
-        who = c.author_role.value if isinstance(c.author_role, AuthorRole) else n(clip(str(c.author_role), 40))
+        who = (
+            c.author_role.value if isinstance(c.author_role, AuthorRole) else n(clip(str(c.author_role), 40))
+        )
         vis = "public" if c.public else "internal note"
         when = c.created_at.isoformat() if c.created_at else ""
         rendered.append(f"--- comment by {who} ({vis}) {when}\n{neutralise(clip(c.body, per_comment))}")
