@@ -1,12 +1,16 @@
 """Idempotent clicks: one Bolt middleware that drops a repeated button click or slash command.
 
 A signed Slack request stays valid for 5 minutes (the signature window), so whoever captured one can
-replay it, and a double click sends the same action twice. Either would start a second paid triage
-(Re-run) or a second draft. Within `REPLAY_WINDOW_S`:
+replay it, and a double click sends the same action twice. Either would start a second paid triage.
+Within `REPLAY_WINDOW_S`:
 
-- a button click counts once per (action, channel, message, user), whatever its `action_ts`;
+- a *Re-run* click counts once per (action, channel, message, user), whatever its `action_ts`;
 - a slash command counts once per `trigger_id` (Slack makes a new one for every invocation, a replay
   repeats it).
+
+The other buttons are idempotent on their own and answer a repeat helpfully: the escalation packet, KB
+draft and reply note are claimed once per run in the store (a repeat gets "already posted" and a link),
+and a feedback vote is one row per (run, user).
 
 The check is `Store.seen_within` (a unique key plus a compare-and-swap on its time), so it holds across
 replicas. A dropped request is acknowledged (Slack must not retry it) with one INFO log line.
@@ -21,10 +25,12 @@ from typing import Any
 from slack_bolt.response import BoltResponse
 
 from bot.listeners.common import Deps, channel_of, user_of
+from formatting.actions import ACTION_RERUN
 
 log = logging.getLogger(__name__)
 
 REPLAY_WINDOW_S = 300.0  # Slack's signature window: older requests fail verification anyway
+DEDUPED_ACTIONS = frozenset({ACTION_RERUN})  # buttons that start paid work without a claim of their own
 
 Middleware = Callable[..., Awaitable[BoltResponse | None]]
 
@@ -36,6 +42,8 @@ def replay_key(body: dict[str, Any]) -> str | None:
         actions = body.get("actions") or []
         first = actions[0] if actions and isinstance(actions[0], dict) else {}
         action_id = str(first.get("action_id") or "")
+        if action_id not in DEDUPED_ACTIONS:
+            return None
         container = body.get("container") or {}
         message = str(container.get("message_ts") or container.get("view_id") or "")
         return f"click:{action_id}:{channel_of(body)}:{message}:{user_of(body)}"
