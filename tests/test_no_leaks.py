@@ -145,7 +145,7 @@ async def test_a_ticket_full_of_secrets_leaks_nowhere(
     assert "[redacted:" in json.dumps(parent["blocks"]) and "[redacted:" in parent["text"]
     # the requester's email reached the person look-up, inside the adapter call only
     assert [c.arguments["email"] for c in person_calls] == [REQUESTER_EMAIL]
-    assert "Person by email: [redacted:requester_email]" in report
+    assert "Person (requester)" in report
     for needle in _needles():
         for where, text in [
             ("slack", slack),
