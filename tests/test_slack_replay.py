@@ -89,6 +89,7 @@ def test_replay_keys() -> None:
     }
     assert replay_key(click) == "click:triage_rerun:C1:1.2:W1"
     assert replay_key({"command": "/triage", "trigger_id": "t1"}) == "command:t1"
+    assert replay_key({"type": "message_action", "trigger_id": "t2"}) == "message_action:t2"
     assert replay_key({"type": "event_callback"}) is None
     assert replay_key({"type": "block_actions", "actions": ["x"]}) is None
     packet = {**click, "actions": [{"action_id": "triage_packet"}]}

@@ -5,8 +5,8 @@ replay it, and a double click sends the same action twice. Either would start a 
 Within `REPLAY_WINDOW_S`:
 
 - a *Re-run* click counts once per (action, channel, message, user), whatever its `action_ts`;
-- a slash command counts once per `trigger_id` (Slack makes a new one for every invocation, a replay
-  repeats it).
+- a slash command or a shortcut ("Triage this message") counts once per `trigger_id` (Slack makes a
+  new one for every invocation, a replay repeats it).
 
 The other buttons are idempotent on their own and answer a repeat helpfully: the escalation packet, KB
 draft and reply note are claimed once per run in the store (a repeat gets "already posted" and a link),
@@ -47,8 +47,8 @@ def replay_key(body: dict[str, Any]) -> str | None:
         container = body.get("container") or {}
         message = str(container.get("message_ts") or container.get("view_id") or "")
         return f"click:{action_id}:{channel_of(body)}:{message}:{user_of(body)}"
-    if kind == "command" and body.get("trigger_id"):
-        return f"command:{body['trigger_id']}"
+    if kind in ("command", "message_action", "shortcut") and body.get("trigger_id"):
+        return f"{kind}:{body['trigger_id']}"
     return None
 
 
