@@ -36,4 +36,6 @@ PASTE_INPUT = "paste_text"
 PASTE_TICKET_BLOCK = "paste_ticket"
 PASTE_TICKET_INPUT = "paste_ticket_id"
 
-SHORTCUT_TRIAGE_MESSAGE = "triage_message"  # the message shortcut "Triage this message" (manifest callback_id)
+SHORTCUT_TRIAGE_MESSAGE = (
+    "triage_message"  # the message shortcut "Triage this message" (manifest callback_id)
+)

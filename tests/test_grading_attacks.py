@@ -43,16 +43,18 @@ from tests.fakes.mcp_server import TOKEN, FakeMcpServer
 from tests.fakes.registries import RegistryFake
 from tests.fakes.zendesk import FakeZendesk
 from tests.slack_support import example, seed_ticket
-from tests.test_github import seed as seed_github
 from triage.grading import HUMAN_VERIFICATION
 from triage.links import LinkPolicy
 from triage.models import Confidence, TriageReport
+
+RECORDED_GITHUB = Path(__file__).resolve().parent.parent / "integrations" / "recorded" / "github.json"
 
 
 @pytest.fixture
 def fakes() -> Iterator[dict[str, Any]]:
     zd = FakeZendesk().start()
-    gh = seed_github(GitHubFake()).start()
+    # the bundled GitHub recording holds the real #1534 (fix PR merged, fixed in posthog-js 1.161.2)
+    gh = GitHubFake.from_data(json.loads(RECORDED_GITHUB.read_text("utf-8"))).start()
     reg = RegistryFake(npm={"posthog-js": "1.165.0"}, pypi={"posthog": "3.7.4"}).start()
     llm = FakeAnthropic().start()
     mcp = FakeMcpServer().start()
