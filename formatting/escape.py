@@ -180,15 +180,15 @@ def is_safe_url(url: str | None) -> bool:
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc) and "@" not in parts.netloc
 
 
-def _link_target(url: str) -> str:
-    """The escaped link target; ``@`` after the host is percent-encoded so ``…/1@here`` cannot broadcast."""
+def link_target(url: str) -> str:
+    """A safe URL with ``@`` after the host percent-encoded, so ``…/1@here`` cannot read as a broadcast."""
     parts = urlsplit(url)
     encoded = parts._replace(
         path=parts.path.replace("@", "%40"),
         query=parts.query.replace("@", "%40"),
         fragment=parts.fragment.replace("@", "%40"),
     )
-    return escape_mrkdwn(urlunsplit(encoded))
+    return urlunsplit(encoded)
 
 
 def link(url: str | None, label: str, label_limit: int = 150, url_limit: int = 1000) -> str:
@@ -198,7 +198,7 @@ def link(url: str | None, label: str, label_limit: int = 150, url_limit: int = 1
     never overflow a text object.
     """
     text = safe_inline(label, label_limit)
-    target = _link_target(url) if url and is_safe_url(url) else ""
+    target = escape_mrkdwn(link_target(url)) if url and is_safe_url(url) else ""
     if target and slack_len(target) <= url_limit:
         return f"<{target}|{text}>" if text else f"<{target}>"
     if url:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from formatting.escape import ZWJ, is_safe_url, one_line, sanitize
+from formatting.escape import ZWJ, is_safe_url, link_target, one_line, sanitize
 from triage.models import (
     Confidence,
     EscalationPacket,
@@ -77,7 +77,7 @@ def md_link(url: str | None, label: str) -> str:
     """``[label](<url>)`` for a safe http(s) URL; otherwise the label and the URL as literal text."""
     text = md_inline(label) or md_inline(url or "")
     if url and is_safe_url(url):
-        return f"[{text}](<{url}>)"
+        return f"[{text}](<{link_target(url)}>)"
     if url:
         return f"{text} ({md_inline(url)})"
     return text

@@ -821,5 +821,10 @@ def test_link_targets_cannot_broadcast_or_carry_credentials() -> None:
     assert link("https://www.npmjs.com/package/@posthog/react", "pkg").startswith(
         "<https://www.npmjs.com/package/%40posthog/react|"
     )
+    from formatting.markdown import md_link
+
+    assert md_link("https://github.com/PostHog/posthog-js/issues/1@here", "#1") == (
+        "[\\#1](<https://github.com/PostHog/posthog-js/issues/1%40here>)"
+    )
     # credentials in the netloc: shown as neutralised text, never as a link
     assert not link("https://user:pw@evil.example/x", "x").startswith("<")
