@@ -105,6 +105,13 @@ def test_demo_json_then_render_every_format(capsys: pytest.CaptureFixture[str], 
     assert report.product_area == "feature_flags"
     assert report.known_bug is not None and report.known_bug.fixed_in == "1.161.2"
     assert {s.source for s in report.sources} == {"posthog_mcp", "github", "registry"}
+    # the requester exists in the recorded project: the look-up by their (redacted) email finds them, and no
+    # PostHog row claims "not found" for data that is there
+    people = [e for e in report.evidence if e.title.startswith("Person (requester)")]
+    assert people and all(e.status == "ok" for e in people), [(e.status, e.summary) for e in people]
+    assert not [
+        e.summary for e in report.evidence if e.source == "posthog_mcp" and "nothing matches" in e.summary
+    ]
     assert "research" in err and "done" in err  # live progress on stderr
     assert (demo_tmp / "triagebot-demo" / "demo.db").exists()
 
