@@ -213,6 +213,11 @@ class ZendeskPoller:
             return None  # another replica holds the poll lease
         try:
             stats = await self.poll_once()
+        except asyncio.CancelledError:
+            # shutdown cancels a poll in flight: the cursor saved after the last whole page is where the
+            # next poll (on any replica) resumes, and claims make a repeated page harmless
+            log.info("Zendesk poll stopped by shutdown; the next poll resumes from the saved cursor")
+            return None
         except ConfigError as exc:
             self.last_error = str(exc)
             if "403" in str(exc):

@@ -374,3 +374,25 @@ async def test_poisoned_page_and_deleted_tickets_are_skipped_and_the_cursor_move
     again = await proc.poller.poll_once()
     assert (again.seen, again.poisoned, again.dispatched) == (0, 0, 0)
     await proc.stop()
+
+
+async def test_shutdown_during_a_poll_is_one_info_line_not_a_traceback(
+    fake: FakeZendesk, source: ZendeskTicketSource, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.poller")
+    fake.add_ticket(1, subject="flags", status="new", updated_at=ago(50))
+    proc = await start(db_url, Triage(source), source)
+    entered = asyncio.Event()
+
+    async def hangs() -> None:
+        entered.set()
+        await asyncio.Event().wait()  # a poll still in flight when the process stops
+
+    proc.poller.poll_once = hangs  # type: ignore[method-assign]
+    job = asyncio.create_task(proc.poller.run_job())
+    await asyncio.wait_for(entered.wait(), WAIT_S)
+    job.cancel()  # what the scheduler does to a running job at shutdown
+    assert await job is None
+    assert "stopped by shutdown" in caplog.text and "Traceback" not in caplog.text
+    assert proc.poller.last_error == ""
+    await proc.stop()
