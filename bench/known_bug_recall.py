@@ -128,7 +128,7 @@ async def _intake(case: dict[str, Any], model: Any) -> Intake:
     books = bundled_playbooks()
     ticket = Ticket(id=1, subject=case["ticket"]["subject"], description=case["ticket"]["description"])
     clean = Redactor().redact_ticket(ticket)
-    base = rule_intake(clean, books, unredacted=ticket)
+    base = rule_intake(clean, books)
     if model is None:
         return base
     refined, _ = await refine_intake(model, clean, base, books)
