@@ -19,7 +19,7 @@ from integrations.anthropic_model import AnthropicModel
 from tests.fakes.anthropic import FakeAnthropic
 from tests.test_cli import synthesis_citing
 from triage.intake import IntakeRefinement
-from triage.metering import DailyBudget
+from triage.metering import DailyBudget, utc_day_start
 from triage.models import ReportMode, TriageReport, Usage
 from triage.store import Feedback
 
@@ -74,7 +74,7 @@ async def test_every_call_of_triage_draft_and_followup_is_recorded(
 async def test_budget_spent_makes_new_triages_evidence_only_until_midnight(
     services: Services, fake: FakeAnthropic
 ) -> None:
-    now = [datetime(2026, 12, 1, 22, 0, tzinfo=UTC)]
+    now = [datetime.now(UTC)]  # the store stamps runs with the real clock, so the budget's day is today
     services.engine.budget = DailyBudget(0.001, services.store.model_cost_since, clock=lambda: now[0])
     fake.push_json(INTAKE).push_json(synthesis_citing("E1"))
     first = await triage(services)
@@ -90,7 +90,8 @@ async def test_budget_spent_makes_new_triages_evidence_only_until_midnight(
     packet = await services.engine.escalation_packet(second)
     assert packet.title and len(fake.message_calls()) == served
 
-    now[0] += timedelta(hours=3)  # the next UTC day: the spend starts at 0 again
+    # the next UTC day (counted from after every stored run): the spend starts at 0 again
+    now[0] = utc_day_start(datetime.now(UTC)) + timedelta(days=1, minutes=1)
     assert await services.engine.model_paused() == ""
 
 
