@@ -69,6 +69,8 @@ class GitHubClient:
         self.backoff_s = backoff_s
         self.search_limiter = search_limiter
         self.blocked = blocked
+        # list pages read in this run (several followed hits in one repo share its release pages)
+        self._pages: dict[str, asyncio.Future[tuple[list[Any], dict[str, str]]]] = {}
 
     async def get(
         self, path: str, params: dict[str, str | int] | None = None, *, search: bool = False
@@ -111,11 +113,27 @@ class GitHubClient:
     async def get_page(
         self, path: str, params: dict[str, str | int] | None = None
     ) -> tuple[list[Any], dict[str, str]]:
-        """One page of a list endpoint → (rows, links)."""
-        data, response_headers = await self.get(path, params)
-        if not isinstance(data, list):
-            raise SourceHttpError("malformed", f"GitHub {path}: expected a JSON list")
-        return data, parse_link(response_headers.get("link"))
+        """One page of a list endpoint → (rows, links); read once per run (a failure is not kept)."""
+        key = f"{path}?{sorted((params or {}).items())}"
+        pending = self._pages.get(key)
+        if pending is None:
+            pending = self._pages[key] = asyncio.get_running_loop().create_future()
+            try:
+                data, response_headers = await self.get(path, params)
+                if not isinstance(data, list):
+                    raise SourceHttpError("malformed", f"GitHub {path}: expected a JSON list")
+            except asyncio.CancelledError:
+                del self._pages[key]
+                pending.cancel()
+                raise
+            except Exception as exc:
+                del self._pages[key]
+                pending.set_exception(exc)
+                pending.exception()  # retrieved: a caller that is not waiting must not log it
+                raise
+            pending.set_result((data, parse_link(response_headers.get("link"))))
+        rows, links = await asyncio.shield(pending)
+        return list(rows), links
 
     async def get_all(self, path: str, *, max_pages: int, per_page: int = 100) -> list[Any]:
         """Every row of a list endpoint, following `rel="next"` for at most `max_pages` pages."""

@@ -10,15 +10,18 @@ hosts (and the distinctive labels of their host names), release names, and any n
 data (a search word with a digit in it is dropped). `Privacy.allows` is the one check every search
 word passes, the model-written queries included.
 
-Variants (`plan_queries`), each scoped with `(repo:A OR repo:B)` (GitHub's advanced issue search
+Variants (`plan_queries`, `relaxed_queries`), each scoped with `(repo:A OR repo:B)` (GitHub's advanced issue search
 ANDs repeated `repo:` qualifiers; the GitHub CLI groups them the same way, cli/cli
 `pkg/search/query.go`):
   symbol          the most distinctive symbol alone, in the SDK's repos
   symbol_symptom  that symbol plus the two best symptom words
   error           the core of the error message, quoted
-  symptom         the symptom words
+  symptom         the symptom words (topic words first, `state_words` of vocabulary.yaml last)
   pr              symbol or symptom words in pull requests (a fix PR found directly)
   semantic        the symptom as a sentence with `search_type=semantic` (github.com only)
+  relaxed:N       every pair of the three best symptom words, sent only when the variants above
+                  found no exact match (every bare term must match, so one word this reporter
+                  chose differently from the issue's author empties a three-word query)
   model:N         each model-written English query (wave 2), privacy-filtered the same way
 """
 
@@ -51,6 +54,7 @@ _VOCABULARY = yaml.safe_load(
 )
 _STOPWORDS = frozenset(str(w).lower() for w in _VOCABULARY["stopwords"])
 _GENERIC_HOST_LABELS = frozenset(str(w).lower() for w in _VOCABULARY["generic_host_labels"])
+_STATE_WORDS = frozenset(str(w).lower() for w in _VOCABULARY["state_words"])
 _ERROR_PREFIX = re.compile(r"^\s*(?:uncaught\s+(?:\(in promise\)\s*)?|error:\s*|\.)", re.I)
 
 
@@ -185,7 +189,8 @@ def extract_terms(intake: Intake, area_terms: Sequence[str] = ()) -> SearchTerms
                 continue
             words.append(low)
     area = [t for t in area_terms if t and all(privacy.allows(w) for w in t.split())]
-    symptoms = _unique(words)[:MAX_SYMPTOM_WORDS]
+    # topic words (what the issue is about) before state words (how this reporter says it broke)
+    symptoms = sorted(_unique(words), key=lambda w: w in _STATE_WORDS)[:MAX_SYMPTOM_WORDS]
 
     error_core = ""
     for message in ids.error_messages:
@@ -281,6 +286,15 @@ def plan_queries(
             quals = " ".join(x for x in (repo_scope(all_repos), "is:issue") if x)
             out.append(Query("semantic", f"{sentence[:MAX_TEXT_CHARS]} {quals}".strip(), "semantic"))
     return _dedupe(out)
+
+
+def relaxed_queries(terms: SearchTerms, all_repos: Sequence[str], sent: Sequence[Query] = ()) -> list[Query]:
+    """The pairs of the three best symptom words (module docstring), minus what `sent` already asked."""
+    words = terms.symptoms[:3]
+    pairs = [(a, b) for i, a in enumerate(words) for b in words[i + 1 :]]
+    asked = {q.q for q in sent}
+    out = [Query(f"relaxed:{i + 1}", build_query(list(pair), all_repos)) for i, pair in enumerate(pairs)]
+    return [q for q in _dedupe(out) if q.q not in asked]
 
 
 def model_queries(terms: SearchTerms, all_repos: Sequence[str]) -> list[Query]:

@@ -23,7 +23,10 @@ SIGNALS = ("weak_match", "strong_match", "exact_match")
 
 
 def _stem(word: str) -> str:
-    for suffix in ("ing", "ed", "es", "e", "s"):
+    """Plural first, then one verb ending: "recordings", "recording" and "recorded" all give "record"."""
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    for suffix in ("ing", "ed", "e"):
         if len(word) > len(suffix) + 2 and word.endswith(suffix):
             return word[: -len(suffix)]
     return word

@@ -8,8 +8,11 @@ second task `github:model_queries`. A ticket with nothing searchable gets the ta
 which answers with one visible row instead of a broad, noisy search.
 
 Execute: the task's searches run concurrently under the search semaphore; every hit is scored
-against the ticket (`ranking`), the best are followed to the fixing PR and the release that shipped
-it (`fixes`), and the customer's version is compared with it.
+against the ticket (`ranking`). When none is an exact match, the relaxed queries (pairs of symptom
+words) run as a second round and their hits join the ranking. The best three hits, whatever their
+signal (a merged PR found by a one-word query too), are followed to the fixing PR and the release that
+shipped it (`fixes`; release pages are read once per run), and the customer's version is compared
+with it. The fixing PR of a followed issue becomes its own row unless that issue is a weak match.
 
 Evidence rows (source "github", status ok) carry these keys in `data` — the report copies known-bug
 facts only from here (`KNOWN_BUG_KEYS`):
@@ -47,7 +50,7 @@ import httpx
 
 from integrations.github.client import GitHubClient, headers
 from integrations.github.fixes import Fix, find_fix, find_release
-from integrations.github.queries import Query, extract_terms, model_queries, plan_queries
+from integrations.github.queries import Query, extract_terms, model_queries, plan_queries, relaxed_queries
 from integrations.github.ranking import Match, rank_key, repo_of, score
 from integrations.http import SourceHttpError
 from triage.models import Evidence, EvidenceStatus, Intake, ResearchTask
@@ -59,7 +62,7 @@ if TYPE_CHECKING:
 
 HITS_PER_QUERY = 5
 MAX_ROWS = 5
-FOLLOW_UPS = 2
+FOLLOW_UPS = 3  # the best hits, whatever their signal: the report trusts only exact_match rows
 MAX_REPOS = 6
 NO_TERMS = "github:no_terms"
 KNOWN_BUG_KEYS = (
@@ -161,7 +164,11 @@ class GitHubSource:
                     key="github:known_bugs",
                     source=self.name,
                     tool="search_issues",
-                    arguments={**common, "queries": [asdict(q) for q in rules]},
+                    arguments={
+                        **common,
+                        "queries": [asdict(q) for q in rules],
+                        "relaxed": [asdict(q) for q in relaxed_queries(terms, all_repos, rules)],
+                    },
                     description=f"known bugs in {', '.join(all_repos)} matching the symptom",
                 )
             )
@@ -247,21 +254,19 @@ class GitHubSource:
         except Exception as exc:  # never raise out of execute
             return [self._failure(task, " | ".join(q.q for q in queries), exc, started)]
 
-    async def _execute(
-        self, client: GitHubClient, task: ResearchTask, queries: list[Query], started: float
+    async def _search(
+        self,
+        client: GitHubClient,
+        task: ResearchTask,
+        queries: list[Query],
+        found: dict[str, tuple[dict[str, Any], Query]],
+        started: float,
     ) -> list[Evidence]:
+        """Run `queries` concurrently; new hits go into `found` (first query wins); failures are rows."""
         results = await asyncio.gather(
             *(client.search(q.q, search_type=q.search_type) for q in queries), return_exceptions=True
         )
-        args = task.arguments
-        symbols = [str(s) for s in args.get("symbols") or []]
-        symptoms = [str(s) for s in args.get("symptoms") or []]
-        error_core = str(args.get("error_core") or "")
-        sdks = [s for s in args.get("sdks") or [] if isinstance(s, dict)]
-        sdk_names = [str(s.get("name") or "") for s in sdks if s.get("name")]
-
         failures: list[Evidence] = []
-        found: dict[str, tuple[dict[str, Any], Query]] = {}
         for query, result in zip(queries, results, strict=True):
             if isinstance(result, BaseException):
                 if not isinstance(result, Exception):
@@ -271,16 +276,34 @@ class GitHubSource:
             for item in result[:HITS_PER_QUERY]:
                 key = str(item.get("html_url") or f"{repo_of(item)}#{item.get('number')}")
                 found.setdefault(key, (item, query))
+        return failures
 
-        ranked = sorted(
-            (
+    async def _execute(
+        self, client: GitHubClient, task: ResearchTask, queries: list[Query], started: float
+    ) -> list[Evidence]:
+        args = task.arguments
+        symbols = [str(s) for s in args.get("symbols") or []]
+        symptoms = [str(s) for s in args.get("symptoms") or []]
+        error_core = str(args.get("error_core") or "")
+        sdks = [s for s in args.get("sdks") or [] if isinstance(s, dict)]
+        sdk_names = [str(s.get("name") or "") for s in sdks if s.get("name")]
+
+        def ranking() -> list[tuple[dict[str, Any], Query, Match]]:
+            hits = [
                 (item, query, score(item, symbols, symptoms, error_core, sdk_names))
                 for item, query in found.values()
-            ),
-            key=lambda hit: rank_key(hit[0], hit[2]),
-            reverse=True,
-        )[:MAX_ROWS]
-        follow = [hit for hit in ranked if hit[2].signal != "weak_match"][:FOLLOW_UPS]
+            ]
+            return sorted(hits, key=lambda hit: rank_key(hit[0], hit[2]), reverse=True)[:MAX_ROWS]
+
+        found: dict[str, tuple[dict[str, Any], Query]] = {}
+        failures = await self._search(client, task, queries, found, started)
+        ranked = ranking()
+        relaxed = [Query(**q) for q in args.get("relaxed") or [] if isinstance(q, dict)]
+        if relaxed and not any(match.signal == "exact_match" for _, _, match in ranked):
+            queries = [*queries, *relaxed]
+            failures += await self._search(client, task, relaxed, found, started)
+            ranked = ranking()
+        follow = ranked[:FOLLOW_UPS]
         extra = await asyncio.gather(*(self._follow_up(client, item, sdks) for item, _, _ in follow))
         facts = {id(item): data for (item, _, _), data in zip(follow, extra, strict=True)}
         rows = [
@@ -288,8 +311,10 @@ class GitHubSource:
             for item, query, match in ranked
         ]
         shown = {str(r.url) for r in rows}
-        for (item, query, _), data in zip(follow, extra, strict=True):
-            if data.get("fix_pr_url") and str(data["fix_pr_url"]) not in shown and "pull_request" not in item:
+        for (item, query, match), data in zip(follow, extra, strict=True):
+            if match.signal == "weak_match" or "pull_request" in item:
+                continue
+            if data.get("fix_pr_url") and str(data["fix_pr_url"]) not in shown:
                 shown.add(str(data["fix_pr_url"]))
                 rows.append(self._fix_row(task, query, item, data, sdks, started))
         if not rows and not failures:
