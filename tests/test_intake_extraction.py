@@ -66,6 +66,31 @@ posthog.request.APIError: [PostHog] Unauthorized (401)
             'the billing page says "The billing limit you set is below your current usage", which is wrong',
             "The billing limit you set is below your current usage",
         ),
+        (
+            "Terminating app due to uncaught exception 'NSInvalidArgumentException', reason: '-[__NSCFNumber "
+            "length]: unrecognized selector sent to instance'",
+            "NSInvalidArgumentException: -[__NSCFNumber length]: unrecognized selector sent to instance",
+        ),
+        (
+            "./app/providers.tsx:15:27\nType error: Type 'PostHog' is missing the following properties from type "
+            "'PostHog': __autocapture, and 4 more.\n",
+            "Type 'PostHog' is missing the following properties from type 'PostHog'",
+        ),
+        (
+            "tsc: Argument of type 'string' is not assignable to parameter of type 'PostHogConfig'.",
+            "Argument of type 'string' is not assignable to parameter of type 'PostHogConfig'",
+        ),
+        (
+            'deploy-hobby stops:\n[+] Building 0.0s (0/0)\nunable to prepare context: path "rust" not found\n',
+            'unable to prepare context: path "rust" not found',
+        ),
+        ('every sync fails with the error "Non-OK response" and no details', "Non-OK response"),
+        (  # the telling part of an OCI message comes after 200 characters
+            "Error response from daemon: failed to create shim task: OCI runtime create failed: runc create "
+            'failed: unable to start container process: exec: "/compose/temporal-django-worker": stat '
+            "/compose/temporal-django-worker: no such file or directory: unknown",
+            "stat /compose/temporal-django-worker: no such file or directory",
+        ),
     ],
 )
 def test_error_messages_in_real_formats(text: str, expected: str) -> None:
@@ -75,6 +100,11 @@ def test_error_messages_in_real_formats(text: str, expected: str) -> None:
 
 def test_apostrophes_and_plain_quotes_are_not_error_messages() -> None:
     text = "We can't see what's wrong. Our 'new dashboard' shows \"Revenue\" fine, isn't that odd?"
+    assert extract_identifiers(text).error_messages == []
+
+
+def test_prose_with_failure_words_is_not_a_cli_failure_line() -> None:
+    text = 'We cannot log in since Monday.\nUnable to see the button: it is gone. The error "x" appears.'
     assert extract_identifiers(text).error_messages == []
 
 
@@ -101,6 +131,24 @@ def test_versions_in_phrasing_and_manifests(text: str, sdk: str, version: str) -
     assert (sdk, version) in [(s.name, s.version) for s in extract_identifiers(text).sdks]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (  # a stated version beats one read from a pasted path
+            "Property 'x' does not exist on type 'typeof import(\"/app/node_modules/.pnpm/posthog-node@4.3.2/"
+            'node_modules/posthog-node/lib/index")\'. package.json: "posthog-node": "^4.10.2"',
+            [("posthog-node", "4.10.2")],
+        ),
+        ("### Version\n\n4.9.0\n\nposthog_flutter screenshots are blank", [("posthog-flutter", "4.9.0")]),
+        ("posthog-js loads, but our app version 2.3.1 crashes", [("posthog-js", None)]),
+        ("Fresh React Native 0.81.1 app, identify throws", [("posthog-react-native", None)]),
+        ("React Native SDK 4.1.0 crashes on start", [("posthog-react-native", "4.1.0")]),
+    ],
+)
+def test_versions_are_the_sdks_own(text: str, expected: list[tuple[str, str | None]]) -> None:
+    assert [(s.name, s.version) for s in extract_identifiers(text).sdks] == expected
+
+
 def test_event_names_only_where_they_look_like_events() -> None:
     ids = extract_identifiers(
         "We track utm_source and use $set for person properties. Stripe sends the webhook event "
@@ -111,6 +159,38 @@ def test_event_names_only_where_they_look_like_events() -> None:
     assert sorted(ids.event_names) == sorted([
         "checkout_completed", "$pageview", "signup_done", "trial started", "order_placed", "subscription_renewed",
     ])  # fmt: skip
+
+
+def test_an_api_call_starting_with_capture_takes_no_event() -> None:
+    assert extract_identifiers("posthog.captureException(new Error('test')) fails").event_names == []
+    assert extract_identifiers("we capture 'signup_done' on the server").event_names == ["signup_done"]
+
+
+def test_sdk_members_and_mixed_names_are_symbols_builtins_are_not() -> None:
+    ids = extract_identifiers(
+        "Uncaught TypeError: posthog.getActiveMatchingSurveys is not a function. Inside posthog.onFeatureFlags "
+        "the value is set. iOS crashes in ph_swizzled_layoutSublayers. JSON.parse(x) and useEffect run; "
+        "ReferenceError: Property 'React' doesn't exist"
+    )
+    assert ids.code_symbols == ["getActiveMatchingSurveys", "onFeatureFlags", "ph_swizzled_layoutSublayers"]
+
+
+@pytest.mark.parametrize(
+    ("text", "area"),
+    [
+        (
+            "After the update posthog.featureFlags.overrideFeatureFlags() no longer type-checks",
+            "feature_flags",
+        ),
+        (
+            "App crashes on start: ReferenceError at PostHogProvider (PostHogProvider.js:1:3637)",
+            "events_ingestion",
+        ),
+    ],
+)
+def test_sdk_api_words_route_to_their_area(text: str, area: str) -> None:
+    ticket = Ticket(id=1, subject="Problem", description=text)
+    assert rule_intake(ticket, bundled_playbooks()).product_area == area
 
 
 def test_api_names_are_code_symbols_never_flag_keys() -> None:

@@ -6,10 +6,14 @@
 - `Error [PostHogFetchHttpError]: …` (Node's inspect format) → `PostHogFetchHttpError: …`;
 - Docker's `Error response from daemon: …`;
 - JSON bodies: `{"message": "…"}`, `"detail"`, `"error_description"`, `"errorMessage"`;
-- TypeScript: `Property 'x' does not exist on type 'Y'` and `TS2339: …`;
+- TypeScript: `Property 'x' does not exist on type 'Y'`, `Type 'X' is missing the following properties from
+  type 'Y'` / `… is not assignable to …`, Next.js's `Type error: …` and `TS2339: …`;
+- Apple's uncaught exceptions: `… uncaught exception 'NSInvalidArgumentException', reason: '-[…]: …'`;
+- CLI failure lines (Docker, Go tools) without an error word: `unable to prepare context: path "rust" not found`;
 - messages without a class prefix that browsers and runtimes print (`The string did not match the expected
   pattern.`, `Failed to fetch` …: the profile's `error_phrases`);
-- a quoted sentence with an error word near "error"/"failed"…, and HTTP status lines (`429 Too Many Requests`).
+- a quoted sentence with an error word near "error"/"failed"…, any quoted message right after "error"
+  (`fails with the error "Non-OK response"`), and HTTP status lines (`429 Too Many Requests`).
 
 Messages are returned in text order, without duplicates (a message inside a longer one is dropped).
 """
@@ -21,7 +25,7 @@ from collections.abc import Sequence
 
 from triage.intake.scan import MAX_PER_TYPE, anchors, find_all, matches_near, word_list
 
-MAX_MESSAGE = 200
+MAX_MESSAGE = 300  # Docker/OCI messages put the telling part (the path) after ~200 characters
 
 _ERROR_LINE = re.compile(  # matched where a class name ending in Error/Exception and a colon start
     r"((?:[A-Za-z_]\w{0,40}\.){0,4}(?:[A-Z]\w{0,40}?)?(?:Error|Exception)):[ \t]+([^\n]{3,300})"
@@ -35,6 +39,22 @@ _JSON_MESSAGE = re.compile(
 )
 _TS_PROPERTY = re.compile(r"Property '[^'\n]{1,80}' does not exist on type '[^'\n]{1,120}'")
 _TS_CODE = re.compile(r"\bTS\d{4}:[ \t]+([^\n]{3,300})")
+_TS_TYPE = re.compile(
+    r"(?:Type|Argument of type) '[^'\n]{1,120}' (?:is missing the following properties from type|is not assignable"
+    r" to (?:type|parameter of type)) '[^'\n]{1,120}'(?:: [^\n]{1,200})?"
+)
+_TYPE_ERROR_LINE = re.compile(r"\bType error:[ \t]+([^\n]{3,300})")  # Next.js / tsc build output
+_NS_EXCEPTION = re.compile(
+    r"uncaught exception '([A-Z]\w{2,60})',[ \t]*reason:[ \t]*'([^\n]{3,300}?)'(?=[ \t]*(?:$|\n|[,.;]))",
+    re.IGNORECASE | re.MULTILINE,
+)
+# a whole line that is a CLI failure: "unable to prepare context: path "rust" not found", "failed to solve: …"
+# (lowercase and one clause, as Go tools print them; a capitalised prose sentence is not one)
+_FAILURE_LINE = re.compile(
+    r"^[ \t]*((?:unable to|failed to|could not|cannot|can't)[ \t][^:\n]{2,80}:[ \t]*(?:(?!\.[ \t])[^\n]){2,200}?)"
+    r"[ \t]*$",
+    re.MULTILINE,
+)
 _TRACEBACK_END = re.compile(r"([A-Za-z_][\w.]{0,120})(?::[ \t]*([^\n]{0,300}))?")
 _ERROR_QUOTED = re.compile(r"[\"“`]([^\"”`\n]{3,400})[\"”`]|(?<![\w'])'([^'\n]{3,200})'(?![\w'])")
 # a quoted sentence right after a verb of saying is the message the customer saw, error word or not
@@ -43,6 +63,8 @@ _SAID = re.compile(
     r"[ \t]*:?[ \t]*\Z",
     re.IGNORECASE,
 )
+# a quoted text right after the word "error" is the message itself, even without an error word in it
+_AFTER_ERROR = re.compile(r"\b(?:error|exception)(?:[ \t]+message)?[ \t]*:?[ \t]*\Z", re.IGNORECASE)
 _ERROR_QUOTED_WORD = re.compile(
     r"\b(?:error|exception|failed|failure|cannot|unable|denied|refused|invalid|unauthorized|forbidden"
     r"|timed out|timeout)\b",
@@ -148,6 +170,18 @@ def extract_errors(text: str, low: str, error_phrases: Sequence[str] = ()) -> li
     for pos in find_all(low, "ts", limit=50):
         if (m := _TS_CODE.match(text, pos)) is not None:
             found.append((pos, _trim(m.group(1))))
+    for pos in anchors(low, ("type '", "argument of type '"), limit=50):
+        if (m := _TS_TYPE.match(text, pos)) is not None:
+            found.append((pos, _trim(m.group(0))))
+    for pos in find_all(low, "type error:", limit=20):
+        if (m := _TYPE_ERROR_LINE.match(text, pos)) is not None:
+            found.append((m.start(1), _trim(m.group(1))))
+    for pos in find_all(low, "uncaught exception '", limit=20):
+        if (m := _NS_EXCEPTION.match(text, pos)) is not None:
+            found.append((pos, _trim(f"{m.group(1)}: {m.group(2)}")))
+    failure_anchors = anchors(low, ("unable to", "failed to", "could not", "cannot", "can't"))
+    for m in matches_near(_FAILURE_LINE, text, failure_anchors, 40, 300):
+        found.append((m.start(1), _trim(m.group(1))))
     json_anchors = anchors(
         low, ('"message"', '"detail"', '"error', '"errormessage"', "'message'"), word_start=False
     )
@@ -158,11 +192,14 @@ def extract_errors(text: str, low: str, error_phrases: Sequence[str] = ()) -> li
     found += _phrase_messages(text, low, error_phrases)
     quoted = matches_near(_ERROR_QUOTED, text, anchors(low, _ERROR_ANCHORS, word_start=False), 402, 402)
     quoted += matches_near(_ERROR_QUOTED, text, anchors(low, _SAYING), 0, 240, cover=False)
+    quoted += matches_near(_ERROR_QUOTED, text, error_anchors, 0, 40, cover=False)
     for m in quoted:
         value = (m.group(1) or m.group(2) or "").strip()
         said = _SAID.search(text, max(0, m.start() - 20), m.start()) is not None
+        after_error = _AFTER_ERROR.search(text, max(0, m.start() - 24), m.start()) is not None
+        words = len(value.split())
         if len(value) <= MAX_MESSAGE and (
-            _ERROR_QUOTED_WORD.search(value) or (said and len(value.split()) >= 3)
+            _ERROR_QUOTED_WORD.search(value) or (said and words >= 3) or (after_error and words >= 2)
         ):
             found.append((m.start() + 1, _trim(value)))
     for m in matches_near(_HTTP_ERROR, text, anchors(low, _HTTP_ANCHORS, word_start=False), 6, 40):

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 from urllib.parse import unquote, urlsplit
 
-from triage.intake.errors import extract_errors
+from triage.intake.errors import MAX_MESSAGE, extract_errors
 from triage.intake.flags_events import extract_flags_and_events
 from triage.intake.scan import (
     HEURISTIC_CHARS,
@@ -126,7 +126,7 @@ def extract_identifiers(
     low = ascii_lower(text)
     head = text[:HEURISTIC_CHARS]
     distinct, persons, emails = Bag(), Bag(), Bag()
-    events, flags, errors = Bag(), Bag(), Bag(max_len=200)
+    events, flags, errors = Bag(), Bag(), Bag(max_len=MAX_MESSAGE)
     fingerprints, surveys, urls, hosts = Bag(), Bag(), Bag(max_len=500), Bag()
     releases, dates = Bag(), Bag()
 

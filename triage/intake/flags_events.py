@@ -54,6 +54,13 @@ _SNAKE_BEFORE_EVENT = re.compile(
     re.IGNORECASE,
 )
 # camelCase names that start like an API verb are SDK calls (`isFeatureEnabled`), not flag keys
+_API_CONTINUES = re.compile(r"[A-Z]")  # "capture" + "Exception": a camelCase API name, not the word
+
+
+def _word_len(low: str, pos: int) -> int:
+    return next((len(w) for w in _EVENT_WORDS if low.startswith(w, pos)), 0)
+
+
 API_NAME = re.compile(
     r"^(?:is|get|use|on|set|reload|override|capture|display|render|load|init|reset|identify|opt|register"
     r"|group|alias|start|stop|update|fetch|has|should|enable|disable|cancel|show|hide)[A-Z]\w*$"
@@ -140,7 +147,10 @@ def extract_flags_and_events(text: str, low: str, vocabulary: Vocabulary) -> Fla
             events.add(m.group(1))
     flag_anchors = anchors(low, _FLAG_WORDS)
     event_anchors = anchors(low, _EVENT_WORDS[:5])  # "capture"/"track" only count for quoted names
-    quoted_event_anchors = anchors(low, _EVENT_WORDS)
+    # "capture"/"track" as a word, not the start of another API name (`captureException('…')` takes no event)
+    quoted_event_anchors = [
+        pos for pos in anchors(low, _EVENT_WORDS) if not _API_CONTINUES.match(text, pos + _word_len(low, pos))
+    ]
     for pos in find_all(low, "$", word_start=False):
         if (m := _DOLLAR.match(text, pos)) is None:
             continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from triage.intake.scan import MAX_PER_TYPE, ascii_lower, find_all
+from triage.intake.scan import MAX_PER_TYPE, ascii_lower, find_all, word_list
 from triage.models import Sdk
 from triage.playbooks import SdkSpec, bundled_sdk_catalogue, implied_sdks
 
@@ -26,6 +26,19 @@ _SDK_BEFORE = re.compile(
     re.IGNORECASE,
 )
 _PIP = re.compile(rf"[ \t]*(?:==|~=|>=)[ \t]*(?P<ver>{_VER})")
+# "Version: 4.9.0", "### Version\n\n4.9.0" (issue templates), "versão 1.2.3": the version of the one SDK named
+_VERSION_WORD = re.compile(
+    r"\b(?P<owner>\w+[ \t]+)?(?:version|versión|versão|versao)[ \t]*[:=]?[ \t\n#]{0,12}v?"
+    r"(?P<ver>\d{1,4}\.\d{1,4}\.\d{1,5}(?:-[0-9A-Za-z]{1,20}(?:\.[0-9A-Za-z]{1,20}){0,3})?)(?![\w.]*\d)",
+    re.IGNORECASE,
+)
+# a version word after one of these is some other software's version, not the SDK's
+_OTHER_OWNER = frozenset(
+    word_list(
+        "app|os|ios|android|browser|chrome|safari|firefox|node|python|flutter|dart|react|next|nextjs|xcode|"
+        "ruby|php|go|java|kotlin|swift|docker|compose|helm|chart|clickhouse|postgres|django|expo|api"
+    )
+)
 
 
 def extract_sdks(
@@ -37,13 +50,18 @@ def extract_sdks(
         return []
     low = low if low is not None and len(low) == len(text) else ascii_lower(text)
     found: dict[str, tuple[int, str | None]] = {}  # name → (first position, version)
+    in_path: set[str] = set()  # names whose version so far came from a file path ("posthog-node@4.3.2/lib")
 
-    def note(name: str, pos: int, version: str | None) -> None:
+    def note(name: str, pos: int, version: str | None, path: bool = False) -> None:
         if name not in found:
             if len(found) < MAX_PER_TYPE:
                 found[name] = (pos, version)
-        elif version and not found[name][1]:
-            found[name] = (found[name][0], version)
+                if version and path:
+                    in_path.add(name)
+        elif version and (not found[name][1] or (name in in_path and not path)):
+            found[name] = (found[name][0], version)  # a stated version beats one read from a path
+            if not path:
+                in_path.discard(name)
 
     for spec in catalogue:
         for phrase in spec.phrases():
@@ -55,15 +73,24 @@ def extract_sdks(
                 if after is None:  # followed by a word character or "-": part of a longer name
                     continue
                 version = after.group("ver2") or after.group("ver")
+                path = bool(version) and text[after.end() : after.end() + 1] == "/"
                 if not version:
                     before = _SDK_BEFORE.search(text, max(0, pos - 60), pos)
                     version = before.group("ver") if before else None
-                note(spec.name, pos, version)
+                note(spec.name, pos, version, path)
         if spec.registry == "pypi" and spec.package:
             for pos in find_all(low, spec.package.lower(), limit=50):
                 pip = _PIP.match(text, pos + len(spec.package))
                 if pip is not None:
                     note(spec.name, pos, pip.group("ver"))
+    if len(found) == 1:  # one SDK named without a version: "Version: 4.9.0" elsewhere in the ticket is its
+        ((name, (pos, version)),) = found.items()
+        if not version:
+            for m in _VERSION_WORD.finditer(text):
+                owner = (m.group("owner") or "").strip().lower()
+                if owner not in _OTHER_OWNER:
+                    found[name] = (pos, m.group("ver"))
+                    break
     result: list[Sdk] = []
     specs = {s.name: s for s in catalogue}
     for name, (_, version) in sorted(found.items(), key=lambda item: item[1][0]):

@@ -203,6 +203,7 @@ class Vocabulary(BaseModel):
     not_events: list[str] = Field(default_factory=list)  # `$`-properties and operations, never events
     not_identifiers: list[str] = Field(default_factory=list)  # never an event, flag key or customer symbol
     config_options: list[str] = Field(default_factory=list)  # SDK options: public code symbols
+    generic_symbols: list[str] = Field(default_factory=list)  # language built-ins: never code symbols
     error_phrases: list[str] = Field(default_factory=list)  # messages printed without an "XxxError:" prefix
 
 
