@@ -91,6 +91,14 @@ posthog.request.APIError: [PostHog] Unauthorized (401)
             "/compose/temporal-django-worker: no such file or directory: unknown",
             "stat /compose/temporal-django-worker: no such file or directory",
         ),
+        (  # docker-compose v1 and service-prefixed log lines
+            "ERROR: for web  Cannot start service web: driver failed programming external connectivity",
+            "Cannot start service web: driver failed programming external connectivity",
+        ),
+        (
+            'plugins_1 | error: relation "posthog_plugin" does not exist',
+            'relation "posthog_plugin" does not exist',
+        ),
     ],
 )
 def test_error_messages_in_real_formats(text: str, expected: str) -> None:
@@ -101,6 +109,13 @@ def test_error_messages_in_real_formats(text: str, expected: str) -> None:
 def test_apostrophes_and_plain_quotes_are_not_error_messages() -> None:
     text = "We can't see what's wrong. Our 'new dashboard' shows \"Revenue\" fine, isn't that odd?"
     assert extract_identifiers(text).error_messages == []
+
+
+def test_a_message_in_inline_code_ends_at_the_backtick_and_is_listed_once() -> None:
+    text = "We get `Error [PostHogFetchHttpError]: HTTP error while fetching PostHog: 404` in the logs"
+    assert extract_identifiers(text).error_messages == [
+        "PostHogFetchHttpError: HTTP error while fetching PostHog: 404"
+    ]
 
 
 def test_prose_with_failure_words_is_not_a_cli_failure_line() -> None:

@@ -91,6 +91,13 @@ _PHRASE_END = re.compile(
     r"|for our|for some|for all|if we|if i|and then|and it|and the)\s",
     re.IGNORECASE,
 )
+# a log line with a level prefix: "ERROR: for web  Cannot start service web: …", "web_1 | error: …"
+_LOG_LEVEL_LINE = re.compile(
+    r"^[ \t]*(?:[\w.-]{1,40}[ \t]*\|[ \t]*)?(?:ERROR|FATAL|error|fatal)(?:[ \t]*\[[^\]\n]{1,40}\])?:[ \t]+"
+    r"(?:for[ \t]+[\w.-]{1,40}[ \t]+)?\.?([^\n]{3,300})",
+    re.MULTILINE,
+)
+_BRACKET_PREFIX = re.compile(r"^(?:error|exception)[ \t]*\[(\w+)\]:[ \t]*")
 _TOKEN_BEFORE = re.compile(r"[\w$.'\"()\[\]]{1,80}[ \t]+\Z")
 
 
@@ -100,6 +107,14 @@ def _trim(message: str) -> str:
     while message and message[-1] in "\"'`" and message.count(message[-1]) % 2 == 1:
         message = message[:-1].rstrip(" ,;.")
     return message[:MAX_MESSAGE].rstrip()
+
+
+def _in_code_span(text: str, pos: int, message: str) -> str:
+    """A message that starts inside `inline code` ends at the closing backtick."""
+    line_start = text.rfind("\n", 0, pos) + 1
+    if text.count("`", line_start, pos) % 2 == 1 and "`" in message:
+        return _trim(message.split("`", 1)[0])
+    return message
 
 
 def _phrase_messages(text: str, low: str, phrases: Sequence[str]) -> list[tuple[int, str]]:
@@ -179,6 +194,10 @@ def extract_errors(text: str, low: str, error_phrases: Sequence[str] = ()) -> li
     for pos in find_all(low, "uncaught exception '", limit=20):
         if (m := _NS_EXCEPTION.match(text, pos)) is not None:
             found.append((pos, _trim(f"{m.group(1)}: {m.group(2)}")))
+    for m in matches_near(_LOG_LEVEL_LINE, text, anchors(low, ("error:", "fatal:", "error [")), 80, 340):
+        rest = m.group(1)
+        if _ERROR_LINE.match(rest) is None:  # "ERROR: .FileNotFoundError: …" is a class line, found above
+            found.append((m.start(1), _trim(rest)))
     failure_anchors = anchors(low, ("unable to", "failed to", "could not", "cannot", "can't"))
     for m in matches_near(_FAILURE_LINE, text, failure_anchors, 40, 300):
         found.append((m.start(1), _trim(m.group(1))))
@@ -206,12 +225,15 @@ def extract_errors(text: str, low: str, error_phrases: Sequence[str] = ()) -> li
         found.append((m.start(), _trim(m.group(0))))
 
     kept: list[str] = []
-    for _, message in sorted(found, key=lambda item: (item[0], -len(item[1]))):
+    keys: list[str] = []
+    for pos, message in sorted(found, key=lambda item: (item[0], -len(item[1]))):
+        message = _in_code_span(text, pos, message)
         if len(message) < 3:
             continue
-        key = message.lower()
-        if any(key in k.lower() or k.lower() in key for k in kept):
+        key = _BRACKET_PREFIX.sub(r"\1: ", message.lower())  # "Error [X]: m" is the message "X: m"
+        if any(key in k or k in key for k in keys):
             continue
+        keys.append(key)
         kept.append(message)
         if len(kept) >= MAX_PER_TYPE:
             break

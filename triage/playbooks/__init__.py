@@ -178,7 +178,10 @@ def implied_sdks(text: str, catalogue: Sequence[SdkSpec]) -> list[SdkSpec]:
     low = text.lower()
 
     def has(phrase: str) -> bool:
-        return re.search(rf"(?<![\w.-]){re.escape(phrase.lower())}(?![\w-])", low) is not None
+        phrase = phrase.lower()
+        if phrase not in low:  # cheap literal test first: the look-behind pattern scans without a prefix
+            return False
+        return re.search(rf"(?<![\w.-]){re.escape(phrase)}(?![\w-])", low) is not None
 
     return [
         spec
