@@ -65,6 +65,8 @@ _OBJECTS = frozenset(
 )
 _OBJECT_OR_ID = frozenset({"team", "user", "channel", "enterprise"})
 _LISTS_OF_OBJECTS = frozenset({"actions", "authorizations"})
+# read as `body.get("event", {}).get(...)` (ignoring_self_events, listener matchers): a null crashes it
+_NEVER_NULL = frozenset({"event"})
 _STRINGS = frozenset(
     {
         "type",
@@ -84,6 +86,8 @@ def slack_shape_problem(body: dict[str, object], depth: int = 0) -> str | None:
     """The first envelope field whose JSON type is not the one Slack sends (and Bolt assumes)."""
     for key, value in body.items():
         if value is None:
+            if key in _NEVER_NULL:
+                return f"{key} is null"
             continue
         if key in _OBJECTS and not isinstance(value, dict):
             return f"{key} is not an object"

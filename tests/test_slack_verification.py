@@ -69,8 +69,9 @@ async def test_odd_signature_headers_are_401(h: SlackHarness, timestamp: str, si
         ("payload=" + quote("{not json"), FORM),
         ("payload=" + quote("[1]"), FORM),
         ("payload=" + quote('{"a": ' + "[" * 50_000 + "]" * 50_000 + "}"), FORM),
+        ('{"type": "block_actions", "event": null}', JSON),
     ],
-    ids=["truncated", "array", "deep", "payload-garbage", "payload-array", "payload-deep"],
+    ids=["truncated", "array", "deep", "payload-garbage", "payload-array", "payload-deep", "null-event"],
 )
 async def test_signed_malformed_bodies_are_400(
     h: SlackHarness, caplog: pytest.LogCaptureFixture, body: str, content_type: str
