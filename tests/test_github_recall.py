@@ -191,3 +191,92 @@ async def test_release_pages_are_read_once_per_run() -> None:
     fixed = {r.data["number"]: r.data["fixed_in"] for r in rows if r.data.get("kind") == "pr"}
     assert fixed == {2573: "1.294.0", 2580: "1.294.0"}
     assert pages and len(pages) == len(set(pages))
+
+
+# ---------------------------------------------------------------- the relaxed round's other queries
+
+LAMBDA = issue_item(
+    "PostHog/posthog",
+    13092,
+    "Not receiving events from AWS node.js lambda",
+    body="I want to send events from my backend in node.js AWS Lambda functions but nothing shows up. Client "
+    "with flushAt: 1, flushInterval: 0 and client.shutdownAsync() in finally.",
+    state="closed",
+    created_at="2022-12-02T10:00:00Z",
+)
+
+
+def node_intake(symbols: list[str], *keywords: str, errors: list[str] | None = None) -> Intake:
+    return Intake(
+        product_area="events_ingestion",
+        symptom_keywords=list(keywords),
+        identifiers=Identifiers(
+            code_symbols=symbols,
+            error_messages=errors or [],
+            sdks=[Sdk(name="posthog-node", version="3.1.0")],
+        ),
+    )
+
+
+async def test_the_symbol_alone_is_searched_in_the_product_repo_too() -> None:
+    # the SDK's bug was filed in PostHog/posthog, and the reporter's words are not the issue's
+    intake = node_intake(["shutdownAsync"], "cold", "starts")
+    with GitHubFake().load(LAMBDA) as fake:
+        rows = await run(source(fake.url), intake, bundled_playbooks()["events_ingestion"])
+        symbol = next(s["q"] for s in fake.searches() if s["q"].startswith("shutdownAsync "))
+    assert "repo:PostHog/posthog)" not in symbol  # the first, SDK-scoped symbol query cannot find it
+    hit = next(r for r in rows if r.data.get("number") == 13092)
+    assert hit.data["query_variant"].startswith("relaxed:")
+    assert "repo:PostHog/posthog)" in hit.query and hit.query.startswith("shutdownAsync (")
+
+
+async def test_the_second_symbol_is_searched_when_the_first_finds_no_exact_match() -> None:
+    moved = issue_item(
+        "PostHog/posthog-js-lite",
+        13092,
+        LAMBDA["title"],
+        body=LAMBDA["body"],
+        state="closed",
+        created_at=LAMBDA["created_at"],
+    )
+    intake = node_intake(["getFeatureFlagPayload", "shutdownAsync"], "cold", "starts")
+    with GitHubFake().load(moved) as fake:
+        planned = source(fake.url).plan(intake, bundled_playbooks()["events_ingestion"])[0].arguments
+        rows = await run(source(fake.url), intake, bundled_playbooks()["events_ingestion"])
+    assert planned["symbols"][0] == "getFeatureFlagPayload"  # the most distinctive is tried first
+    hit = next(r for r in rows if r.data.get("number") == 13092)
+    assert hit.query.startswith("shutdownAsync (") and hit.data["query_variant"].startswith("relaxed:")
+
+
+async def test_the_error_core_words_are_searched_unquoted_when_the_phrase_misses() -> None:
+    # the issue has the same message with the survey's name inside it: the quoted phrase misses
+    issue = issue_item(
+        JS,
+        9001,
+        "Popover survey crashes",
+        body='Error: Survey "Q3 NPS" could not be rendered: container not found',
+        created_at="2026-01-05T10:00:00Z",
+    )
+    intake = Intake(
+        product_area="surveys",
+        symptom_keywords=["modal"],
+        identifiers=Identifiers(
+            error_messages=["Survey could not be rendered: container not found"],
+            sdks=[Sdk(name="posthog-js", version="1.290.0")],
+        ),
+    )
+    with GitHubFake().load(issue) as fake:
+        rows = await run(source(fake.url), intake, SURVEYS)
+        sent = [s["q"] for s in fake.searches()]
+    assert any(q.startswith('"Survey could not be rendered container not found" ') for q in sent)
+    hit = next(r for r in rows if r.data.get("number") == 9001)
+    assert hit.query.startswith("Survey could not be rendered container not found (")
+
+
+def test_contractions_are_not_search_words() -> None:
+    intake = Intake(
+        product_area="billing_account",
+        symptom_keywords=["billing page won\u2019t load", "doesn't", "now"],
+    )
+    task = GitHubSource().plan(intake, bundled_playbooks()["billing_account"])[0]
+    assert task.arguments["symptoms"] == ["billing", "page", "load"]

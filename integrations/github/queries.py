@@ -19,9 +19,12 @@ ANDs repeated `repo:` qualifiers; the GitHub CLI groups them the same way, cli/c
   symptom         the symptom words (topic words first, `state_words` of vocabulary.yaml last)
   pr              symbol or symptom words in pull requests (a fix PR found directly)
   semantic        the symptom as a sentence with `search_type=semantic` (github.com only)
-  relaxed:N       every pair of the three best symptom words, sent only when the variants above
-                  found no exact match (every bare term must match, so one word this reporter
-                  chose differently from the issue's author empties a three-word query)
+  relaxed:N       sent only when the variants above found no exact match (every bare term must
+                  match, so one word this reporter chose differently from the issue's author empties
+                  a query): the symbol alone in every repo (an SDK's bug is often filed in the
+                  product's repo), the second symbol alone (the "most distinctive" one is a guess),
+                  the error core's words unquoted (in any order), and every pair of the three best
+                  symptom words; at most five
   model:N         each model-written English query (wave 2), privacy-filtered the same way
 """
 
@@ -40,6 +43,7 @@ from triage.models import Intake
 MAX_TEXT_CHARS = 256  # GitHub: queries longer than 256 characters (not counting qualifiers) fail
 MAX_REPOS = 6  # "(repo:A OR … )" with at most five OR operators (GitHub allows five)
 MAX_SYMPTOM_WORDS = 4
+MAX_RELAXED = 5
 
 _SYMBOL = re.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*$")
 _CAMEL = re.compile(r"\b[a-z]+(?:[A-Z][a-z0-9]+)+\b|\b[A-Z][a-z]+(?:[A-Z][a-z0-9]+)+\b")
@@ -177,7 +181,7 @@ def extract_terms(intake: Intake, area_terms: Sequence[str] = ()) -> SearchTerms
     sdk_names = {s.name.lower() for s in ids.sdks} | {"posthog-js", "posthog"}
     words: list[str] = []
     for keyword in intake.symptom_keywords:
-        for word in _WORD.findall(keyword):
+        for word in _WORD.findall(keyword.replace("\u2019", "'")):
             low = word.lower()
             if (
                 len(low) < 3
@@ -288,13 +292,24 @@ def plan_queries(
     return _dedupe(out)
 
 
-def relaxed_queries(terms: SearchTerms, all_repos: Sequence[str], sent: Sequence[Query] = ()) -> list[Query]:
-    """The pairs of the three best symptom words (module docstring), minus what `sent` already asked."""
+def relaxed_queries(
+    terms: SearchTerms, sdk_repos: Sequence[str], all_repos: Sequence[str], sent: Sequence[Query] = ()
+) -> list[Query]:
+    """The second-round queries (module docstring), minus what `sent` already asked."""
+    out: list[Query] = []
+    if terms.symbols and list(sdk_repos) and list(sdk_repos) != list(all_repos):
+        out.append(Query("relaxed", build_query(terms.symbols[:1], all_repos)))
+    if len(terms.symbols) >= 2:
+        out.append(Query("relaxed", build_query(terms.symbols[1:2], all_repos)))
+    if terms.error_core:
+        out.append(Query("relaxed", build_query(terms.error_core.split(), all_repos)))
     words = terms.symptoms[:3]
-    pairs = [(a, b) for i, a in enumerate(words) for b in words[i + 1 :]]
+    out += [
+        Query("relaxed", build_query([a, b], all_repos)) for i, a in enumerate(words) for b in words[i + 1 :]
+    ]
     asked = {q.q for q in sent}
-    out = [Query(f"relaxed:{i + 1}", build_query(list(pair), all_repos)) for i, pair in enumerate(pairs)]
-    return [q for q in _dedupe(out) if q.q not in asked]
+    fresh = [q for q in _dedupe(out) if q.q not in asked][:MAX_RELAXED]
+    return [Query(f"relaxed:{i + 1}", q.q) for i, q in enumerate(fresh)]
 
 
 def model_queries(terms: SearchTerms, all_repos: Sequence[str]) -> list[Query]:

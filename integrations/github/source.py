@@ -8,8 +8,9 @@ second task `github:model_queries`. A ticket with nothing searchable gets the ta
 which answers with one visible row instead of a broad, noisy search.
 
 Execute: the task's searches run concurrently under the search semaphore; every hit is scored
-against the ticket (`ranking`). When none is an exact match, the relaxed queries (pairs of symptom
-words) run as a second round and their hits join the ranking. The best three hits, whatever their
+against the ticket (`ranking`). When none is an exact match, the relaxed queries (`queries.py`: the
+symbols alone in every repo, the error core unquoted, pairs of symptom words) run as a second round
+and their hits join the ranking. The best three hits, whatever their
 signal (a merged PR found by a one-word query too), are followed to the fixing PR and the release that
 shipped it (`fixes`; release pages are read once per run), and the customer's version is compared
 with it. The fixing PR of a followed issue becomes its own row unless that issue is a weak match.
@@ -60,7 +61,7 @@ from triage.versions import older_than
 if TYPE_CHECKING:
     from triage.playbooks import Playbook
 
-HITS_PER_QUERY = 5
+HITS_PER_QUERY = 10  # every hit of a page is scored: GitHub's best match is not our ranking
 MAX_ROWS = 5
 FOLLOW_UPS = 3  # the best hits, whatever their signal: the report trusts only exact_match rows
 MAX_REPOS = 6
@@ -167,7 +168,7 @@ class GitHubSource:
                     arguments={
                         **common,
                         "queries": [asdict(q) for q in rules],
-                        "relaxed": [asdict(q) for q in relaxed_queries(terms, all_repos, rules)],
+                        "relaxed": [asdict(q) for q in relaxed_queries(terms, sdk_repos, all_repos, rules)],
                     },
                     description=f"known bugs in {', '.join(all_repos)} matching the symptom",
                 )
