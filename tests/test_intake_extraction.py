@@ -149,8 +149,8 @@ def test_versions_in_phrasing_and_manifests(text: str, sdk: str, version: str) -
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (  # a stated version beats one read from a pasted path
-            "Property 'x' does not exist on type 'typeof import(\"/app/node_modules/.pnpm/posthog-node@4.3.2/"
+        (  # a stated version beats one read from a pasted path, also after a mention without a version
+            "import posthog from 'posthog-node'; Property 'x' does not exist on type 'typeof import(\"/app/node_modules/.pnpm/posthog-node@4.3.2/"
             'node_modules/posthog-node/lib/index")\'. package.json: "posthog-node": "^4.10.2"',
             [("posthog-node", "4.10.2")],
         ),
@@ -158,6 +158,16 @@ def test_versions_in_phrasing_and_manifests(text: str, sdk: str, version: str) -
         ("posthog-js loads, but our app version 2.3.1 crashes", [("posthog-js", None)]),
         ("Fresh React Native 0.81.1 app, identify throws", [("posthog-react-native", None)]),
         ("React Native SDK 4.1.0 crashes on start", [("posthog-react-native", "4.1.0")]),
+        ("We're on posthog-js, which is currently 1.236.0", [("posthog-js", "1.236.0")]),
+        ("We updated posthog-js to the latest 1.255.0", [("posthog-js", "1.255.0")]),
+        ("Our Android app uses the PostHog SDK version 3.1.0", [("posthog-android", "3.1.0")]),
+        ("Our Android app 2.3.1 crashes", [("posthog-android", None)]),
+        ("Podfile.lock:\nPODS:\n  - PostHog (3.19.0)\n", [("posthog-ios", "3.19.0")]),
+        ("- PostHog Cloud is slow today", []),
+        (
+            'the event: {"$lib": "web", "$lib_version": "1.130.0", "$browser": "Safari"}',
+            [("posthog-js", "1.130.0")],
+        ),
     ],
 )
 def test_versions_are_the_sdks_own(text: str, expected: list[tuple[str, str | None]]) -> None:

@@ -10,7 +10,10 @@ from triage.models import Sdk
 from triage.playbooks import SdkSpec, bundled_sdk_catalogue, implied_sdks
 
 _VER = r"\d{1,4}\.\d{1,4}(?:\.\d{1,5})?(?:-[0-9A-Za-z]{1,20}(?:\.[0-9A-Za-z]{1,20}){0,3})?"
-_CONNECT = r"(?:(?:to|version|versión|versão|ver\.?|at|is|on|from|auf|sur|en|em|v)[ \t]*:?[ \t]+){0,3}"
+_CONNECT = (
+    r"(?:(?:to|version|versión|versão|ver\.?|at|is|on|from|auf|sur|en|em|v|which|currently|now|the|latest)"
+    r"[ \t]*:?[ \t]+){0,4}"
+)
 # after the SDK's name: an optional entry point (`posthog-js/react`), a closing bracket (`(posthog_flutter)`),
 # a separator, connecting words and a range operator (`^`, `~>`), then the version
 _SDK_AFTER = re.compile(
@@ -32,6 +35,15 @@ _VERSION_WORD = re.compile(
     r"(?P<ver>\d{1,4}\.\d{1,4}\.\d{1,5}(?:-[0-9A-Za-z]{1,20}(?:\.[0-9A-Za-z]{1,20}){0,3})?)(?![\w.]*\d)",
     re.IGNORECASE,
 )
+# the one platform-implied SDK's version: "our Android app uses the PostHog SDK version 3.1.0"
+_SDK_WORD_VERSION = re.compile(
+    r"\b(?:posthog|sdk|library|lib)[ \t]+(?:version[ \t]*:?[ \t]*)?v?"
+    r"(?P<ver>\d{1,4}\.\d{1,4}\.\d{1,5}(?:-[0-9A-Za-z]{1,20}(?:\.[0-9A-Za-z]{1,20}){0,3})?)(?![\w.]*\d)",
+    re.IGNORECASE,
+)
+# a pasted event: "$lib": "web", "$lib_version": "1.130.0"
+_LIB = re.compile(r"\$lib[\"']?[ \t]*[:=][ \t]*[\"']?([\w-]{2,40})")
+_LIB_VERSION = re.compile(rf"\$lib_version[\"']?[ \t]*[:=][ \t]*[\"']?v?(?P<ver>{_VER})")
 # a version word after one of these is some other software's version, not the SDK's
 _OTHER_OWNER = frozenset(
     word_list(
@@ -54,14 +66,12 @@ def extract_sdks(
 
     def note(name: str, pos: int, version: str | None, path: bool = False) -> None:
         if name not in found:
-            if len(found) < MAX_PER_TYPE:
-                found[name] = (pos, version)
-                if version and path:
-                    in_path.add(name)
-        elif version and (not found[name][1] or (name in in_path and not path)):
+            if len(found) >= MAX_PER_TYPE:
+                return
+            found[name] = (pos, None)
+        if version and (not found[name][1] or (name in in_path and not path)):
             found[name] = (found[name][0], version)  # a stated version beats one read from a path
-            if not path:
-                in_path.discard(name)
+            (in_path.add if path else in_path.discard)(name)
 
     for spec in catalogue:
         for phrase in spec.phrases():
@@ -83,6 +93,18 @@ def extract_sdks(
                 pip = _PIP.match(text, pos + len(spec.package))
                 if pip is not None:
                     note(spec.name, pos, pip.group("ver"))
+    for spec in catalogue:
+        for lock_name in spec.lock_names:  # "  - PostHog (3.19.0)" in a Podfile.lock
+            lock = re.search(
+                rf"^[ \t]*-[ \t]+{re.escape(lock_name)}[ \t]+\((?P<ver>{_VER})\)", text, re.MULTILINE
+            )
+            if lock is not None:
+                note(spec.name, lock.start(), lock.group("ver"))
+    if "$lib" in text:
+        lib, lib_version = _LIB.search(text), _LIB_VERSION.search(text)
+        by_lib = {v.lower(): s for s in catalogue for v in (s.name, *s.lib_values)}
+        if lib is not None and (spec := by_lib.get(lib.group(1).lower())) is not None:
+            note(spec.name, lib.start(), lib_version.group("ver") if lib_version else None)
     if len(found) == 1:  # one SDK named without a version: "Version: 4.9.0" elsewhere in the ticket is its
         ((name, (pos, version)),) = found.items()
         if not version:
@@ -97,6 +119,17 @@ def extract_sdks(
         spec = specs[name]
         result.append(Sdk(name=name, version=version, package=spec.package, registry=spec.registry))
     if not result:  # none named: platform words ("on Android", "Next.js") imply one (`implied=True`)
-        for spec in implied_sdks(text, catalogue)[:MAX_PER_TYPE]:
-            result.append(Sdk(name=spec.name, package=spec.package, registry=spec.registry, implied=True))
+        implied = implied_sdks(text, catalogue)[:MAX_PER_TYPE]
+        sdk_word = _SDK_WORD_VERSION.search(text) if len(implied) == 1 else None
+        for spec in implied:
+            version = sdk_word.group("ver") if sdk_word else None
+            result.append(
+                Sdk(
+                    name=spec.name,
+                    version=version,
+                    package=spec.package,
+                    registry=spec.registry,
+                    implied=True,
+                )
+            )
     return result

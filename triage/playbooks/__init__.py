@@ -91,6 +91,10 @@ class SdkSpec(BaseModel):
     # when one of `platform_unless` is in the ticket too ("on Android" in Chrome is the web SDK)
     platform_words: list[str] = Field(default_factory=list)
     platform_unless: list[str] = Field(default_factory=list)
+    # `$lib` values its events carry besides its name (a pasted event with "$lib": "web" is posthog-js)
+    lib_values: list[str] = Field(default_factory=list)
+    # names a lock file lists it under with the version in brackets (Podfile.lock: "- PostHog (3.19.0)")
+    lock_names: list[str] = Field(default_factory=list)
 
     def all_repos(self) -> list[str]:
         """`repo` first, then `repos`, without duplicates."""
