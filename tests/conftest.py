@@ -6,9 +6,16 @@ import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from hypothesis import settings
 
 from integrations.anthropic_model import AnthropicModel
 from tests.fakes.anthropic import FakeAnthropic
+
+# Property tests are deterministic in the suite (the same examples on every run, so CI can't fail at
+# random); `HYPOTHESIS_PROFILE=explore` draws new random examples while developing.
+settings.register_profile("suite", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 # Settings come from the test, never from a developer's shell or .env.
 _PREFIXES = (
