@@ -280,3 +280,15 @@ def test_contractions_are_not_search_words() -> None:
     )
     task = GitHubSource().plan(intake, bundled_playbooks()["billing_account"])[0]
     assert task.arguments["symptoms"] == ["billing", "page", "load"]
+
+
+async def test_no_relaxed_round_when_every_search_failed() -> None:
+    intake = replay_intake("screens", "replays", "jumping")
+    with GitHubFake().load(DROPPED_SCREENS) as fake:
+        src = GitHubSource(fake.url, timeout_s=5, max_retries=0, semantic_search=False)
+        task = src.plan(intake, REPLAY)[0]
+        fake.fail("search", *["500"] * len(task.arguments["queries"]))
+        rows = await src.execute(task)
+        sent = [s["q"] for s in fake.searches()]
+    assert task.arguments["relaxed"] and sorted(sent) == sorted(q["q"] for q in task.arguments["queries"])
+    assert rows and all(r.status.value == "error" for r in rows)

@@ -10,7 +10,7 @@ which answers with one visible row instead of a broad, noisy search.
 Execute: the task's searches run concurrently under the search semaphore; every hit is scored
 against the ticket (`ranking`). When none is an exact match, the relaxed queries (`queries.py`: the
 symbols alone in every repo, the error core unquoted, pairs of symptom words) run as a second round
-and their hits join the ranking. The best three hits, whatever their
+and their hits join the ranking (not when every first-round search failed). The best three hits, whatever their
 signal (a merged PR found by a one-word query too), are followed to the fixing PR and the release that
 shipped it (`fixes`; release pages are read once per run), and the customer's version is compared
 with it. The fixing PR of a followed issue becomes its own row unless that issue is a weak match.
@@ -300,7 +300,8 @@ class GitHubSource:
         failures = await self._search(client, task, queries, found, started)
         ranked = ranking()
         relaxed = [Query(**q) for q in args.get("relaxed") or [] if isinstance(q, dict)]
-        if relaxed and not any(match.signal == "exact_match" for _, _, match in ranked):
+        answered = len(failures) < len(queries)  # every search failed: more of them will not help
+        if relaxed and answered and not any(match.signal == "exact_match" for _, _, match in ranked):
             queries = [*queries, *relaxed]
             failures += await self._search(client, task, relaxed, found, started)
             ranked = ranking()
