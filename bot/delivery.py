@@ -4,8 +4,8 @@ Two entry points:
 
 - `triage_ticket` (`/triage`, Re-run): fetch ticket → claim (ticket id, version) → parent card in
   TRIAGE_CHANNEL (new or the ticket's existing thread) → engine.triage with live card updates (≤ 1 per
-  SLACK_UPDATE_INTERVAL_SECONDS, coalesced, the final state always sent) → full report in the thread →
-  finish_run → ticket state recorded. A human request always runs.
+  SLACK_UPDATE_INTERVAL_SECONDS, coalesced) → report stored with its outbox → the outbox posted (the
+  report in the thread, the final card, the ticket state) → run done. A human request always runs.
 - `deliver_claim` (the `TriageQueue`'s `run`, i.e. poll, webhook and crash recovery): the claim is
   already ours. It fetches the ticket and asks `bot.retriage.intake_decision` what to do:
     triage    no thread with a report yet → the same flow as above (an existing thread is reused)
@@ -30,6 +30,11 @@ through one `bot.fenced_run.FencedRun`, which checks the run's fencing token. Wh
 took the run over (our heartbeat stalled past RUN_STALE_AFTER_SECONDS), the first refused write
 raises `Superseded` and the delivery stops quietly with status "superseded".
 
+Stored, not yet posted: a finished report is stored with everything left to post (`bot.outbox`) while
+the run is still running. When a replica dies after that, whoever takes the run over (the queue's
+recovery, or a claim of the same version) posts what is left of it into the existing thread instead
+of triaging again (`_resume_outbox`).
+
 A claim that is not ours means somebody else is (or was) triaging that ticket version: we return the
 existing thread instead of starting a second run. Every failure after a parent exists is shown in the
 thread (and on the card); failures before that are returned to the caller, who shows them ephemerally.
@@ -47,11 +52,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from slack_sdk.errors import SlackApiError
 
 from bot.fenced_run import FencedRun, Superseded
+from bot.outbox import post_outbox
 from bot.retriage import IntakeAction, intake_decision, new_customer_comments, state_of
 from bot.settings import Settings
 from bot.slack_runtime import (
@@ -78,12 +84,13 @@ from triage.protocols import (
     TicketNotFound,
     TriageError,
 )
-from triage.store import Claim, RunRecord, RunStatus, Store, ThreadRef, TicketState
+from triage.store import Claim, Outbox, RunRecord, RunStatus, Store, ThreadRef, TicketState
 
 if TYPE_CHECKING:
     from bot.wiring import Services
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 HEARTBEAT_S = 30.0  # upper bound; the interval is min(HEARTBEAT_S, RUN_STALE_AFTER_SECONDS / 4)
 THREAD_WAIT_S = 10.0  # how long a second caller waits for the owner's card before answering without a link
@@ -208,11 +215,9 @@ async def _open_thread(
     return channel, ts, False
 
 
-async def _triage_fenced(
-    services: Services, run: FencedRun, ticket: Ticket, progress: Callable[[ProgressEvent], Awaitable[None]]
-) -> TriageReport:
-    """engine.triage while heart-beating the run; a refused heartbeat (taken over) cancels the work."""
-    work = asyncio.ensure_future(services.engine.triage(ticket, run_id=run.run_id, progress=progress))
+async def _beating(services: Services, run: FencedRun, coro: Awaitable[T]) -> T:
+    """Await `coro` while heart-beating the run; a refused heartbeat (taken over) cancels the work."""
+    work = asyncio.ensure_future(coro)
     lost = False
 
     async def beat() -> None:
@@ -318,6 +323,13 @@ async def triage_ticket(
     run_id = claim.run.run_id
     run = FencedRun(rt.client, store, run_id, claim.token)
     try:
+        if claim.resumed:
+            async with store.ticket_lock(ticket_id):
+                posted = await _resume_outbox(services, rt, run, claim)
+            if posted is not None:
+                if on_thread is not None:
+                    await _safe_callback(on_thread, posted)
+                return posted
         return await _triage_claimed(services, rt, run, ticket, channel, invoker, on_thread)
     except Superseded as exc:
         log.info("#%s: %s; stopping quietly", ticket_id, exc)
@@ -371,10 +383,38 @@ async def _triage_claimed(
 
     async with store.ticket_lock(ticket_id):
         previous_state = await store.get_ticket_state(ticket_id)
-        result = await _run(services, run, ticket, state, result)
-        if result.status == "done":
-            await _record_state(store, ticket, previous_state, report_run=run_id)
-    return result
+        return await _run(services, run, ticket, state, result, previous_state)
+
+
+async def _resume_outbox(
+    services: Services, rt: SlackRuntime, run: FencedRun, claim: Claim
+) -> DeliveryResult | None:
+    """A run taken over after its report was stored but not (fully) posted: post the rest, once.
+
+    None when the run has no outbox (it died before its report was stored: triage it again).
+    """
+    outbox = await services.store.get_outbox(run.run_id)
+    if outbox is None:
+        return None
+    log.info(
+        "#%s: run %s was stored but not posted (%d/%d messages) when its owner stopped; posting it (token %d)",
+        claim.run.ticket_id,
+        run.run_id,
+        outbox.sent,
+        len(outbox.messages),
+        run.token,
+    )
+    await _beating(services, run, post_outbox(services.store, run, outbox))
+    return DeliveryResult(
+        claim.run.ticket_id,
+        "done",
+        run_id=run.run_id,
+        channel=outbox.channel,
+        thread_ts=outbox.thread_ts,
+        thread_url=await permalink(rt.client, outbox.channel, outbox.thread_ts),
+        owned=True,
+        report=claim.run.report,
+    )
 
 
 async def _safe_callback(callback: OnThread, result: DeliveryResult) -> None:
@@ -393,15 +433,18 @@ async def _run(
     ticket: Ticket,
     state: CardState,
     result: DeliveryResult,
+    previous_state: TicketState | None,
     *,
     intro: IntroFn | None = None,
     restore: CardState | None = None,
     what: str = "Triage",
 ) -> DeliveryResult:
-    """Run the engine with live card updates, then post the report in the thread.
+    """Run the engine with live card updates, then post the report in the thread through the outbox.
 
     `intro(report)` is posted in the thread before the report (the re-triage "customer replied"
-    message); on failure the card shows `restore` (the previous report) instead of "failed".
+    message); on failure the card shows `restore` (the previous report) instead of "failed". Once
+    the report is posted, the ticket state (`previous_state` moved on to this ticket and run) is
+    recorded.
     """
 
     async def send(card: CardState) -> None:
@@ -411,7 +454,16 @@ async def _run(
     updater = CardUpdater(send, services.settings.slack_update_interval_seconds)
     try:
         return await _run_tracked(
-            services, run, ticket, state, result, updater, intro=intro, restore=restore, what=what
+            services,
+            run,
+            ticket,
+            state,
+            result,
+            updater,
+            _state_after(ticket, previous_state, report_run=run.run_id),
+            intro=intro,
+            restore=restore,
+            what=what,
         )
     finally:
         # on cancellation (shutdown) the run stays "running" and is taken over once its heartbeat is stale
@@ -425,6 +477,7 @@ async def _run_tracked(
     state: CardState,
     result: DeliveryResult,
     updater: CardUpdater,
+    state_after: TicketState,
     *,
     intro: IntroFn | None,
     restore: CardState | None,
@@ -439,7 +492,8 @@ async def _run_tracked(
     try:
         async with services.triage_slots:
             updater.push(tracker.apply(ProgressEvent(kind="phase", phase="research")))
-            report = await _triage_fenced(services, run, ticket, progress)
+            work = services.engine.triage(ticket, run_id=run.run_id, progress=progress)
+            report = await _beating(services, run, work)
     except Superseded:
         raise
     except Exception as exc:
@@ -453,24 +507,22 @@ async def _run_tracked(
         result.status, result.message = "failed", message
         return result
 
-    await run.finish(report)  # from here on the run is ours for good (a done run is never taken over)
-    try:
-        if intro is not None:
-            await run.post(channel, intro(report), thread_ts=thread_ts)
-        for payload in report_messages(report):
-            await run.post(channel, payload, thread_ts=thread_ts)
-    except Exception as exc:
-        await run.post_error(
-            channel,
-            thread_ts,
-            f"The report for {ticket.ref} is ready but could not be posted in full ({slack_error(exc)}).",
-        )
     final = tracker.state.model_copy(deep=True)
     final.status, final.report, final.error = "done", report, ""
     final.product_area = report.product_area_label
     final.sources_pending = []
     final.elapsed_s = report.timings.total_ms / 1000 if report.timings.total_ms else tracker.state.elapsed_s
-    await updater.close(final)
+    outbox = Outbox(
+        channel=channel,
+        thread_ts=thread_ts,
+        ticket_ref=ticket.ref,
+        messages=([intro(report)] if intro is not None else []) + report_messages(report),
+        card=parent_message(final),
+        ticket_state=state_after,
+    )
+    await run.stage(report, outbox)  # stored, not yet posted: a takeover posts it (bot.outbox)
+    await updater.stop()  # the live card stops here; the outbox carries the final one
+    await _beating(services, run, post_outbox(services.store, run, outbox))
     result.status, result.report = "done", report
     return result
 
@@ -494,15 +546,18 @@ async def _report_run(store: Store, state: TicketState | None, exclude: str) -> 
     return run if run is not None and run.report is not None else None
 
 
-async def _record_state(
-    store: Store, ticket: Ticket, previous: TicketState | None, *, report_run: str | None
-) -> None:
-    """Remember what the intake saw (and, after a posted report, which run it was)."""
+def _state_after(ticket: Ticket, previous: TicketState | None, *, report_run: str | None) -> TicketState:
+    """What the intake saw of `ticket` (and, after a posted report, which run's report it was)."""
     extra = dict(previous.extra) if previous is not None else {}
     if report_run:
         extra[REPORT_RUN] = report_run
+    return state_of(ticket).model_copy(update={"extra": extra})
+
+
+async def _record_state(store: Store, ticket: Ticket, previous: TicketState | None) -> None:
+    """Remember what the intake saw, keeping which run's report is in the thread (a skip)."""
     try:
-        await store.set_ticket_state(state_of(ticket).model_copy(update={"extra": extra}))
+        await store.set_ticket_state(_state_after(ticket, previous, report_run=None))
     except Exception:
         log.exception("could not record the state of ticket #%s", ticket.id)
 
@@ -548,6 +603,10 @@ async def _deliver_fenced(
         return await give_up("config_error", "TRIAGE_CHANNEL is not set (the channel id reports go to).")
 
     async with store.ticket_lock(ticket_id):
+        if claim.resumed:
+            posted = await _resume_outbox(services, rt, run, claim)
+            if posted is not None:
+                return posted
         if ticket is None:
             try:
                 ticket = await services.engine.fetch(ticket_id)
@@ -580,7 +639,7 @@ async def _deliver_fenced(
             carried = previous_run.report.model_copy(update={"usage": Usage()})
             await run.set_thread(ref.channel, ref.thread_ts)
             await run.finish(carried)
-            await _record_state(store, ticket, previous_state, report_run=None)
+            await _record_state(store, ticket, previous_state)
             log.info(
                 "#%s (%s, version %s): nothing to post — %s", ticket_id, trigger, ticket.version_key, reason
             )
@@ -644,6 +703,7 @@ async def _deliver_fenced(
                 ticket,
                 state,
                 result,
+                previous_state,
                 intro=intro,
                 restore=restore,
                 what="Re-triage after the customer's reply",
@@ -663,8 +723,5 @@ async def _deliver_fenced(
                         ),
                         thread_ts=thread_ts,
                     )
-            result = await _run(services, run, ticket, state, result)
-
-        if result.status == "done":
-            await _record_state(store, ticket, previous_state, report_run=run_id)
+            result = await _run(services, run, ticket, state, result, previous_state)
         return result

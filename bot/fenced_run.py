@@ -4,17 +4,23 @@ A run's lease carries a token, its attempt number (`Claim.token`); a replica tha
 over increments it. A stalled owner that wakes up afterwards must not post a second card or report,
 nor overwrite the new owner's rows. So each write of a run goes through this one object:
 
-    store writes      set_thread · finish · fail · heartbeat   (the store refuses a stale token)
+    store writes      set_thread · stage · sent · complete · finish · fail · heartbeat
+                      (the store refuses a stale token)
     Slack decisions   post · update · delete · post_error      (checked with `store.holds_run` first)
 
 A refused write raises `Superseded`; the delivery catches it at the top and stops quietly: no error
 message, no failed run (the new owner is working on it).
 
-Once `finish` succeeded the run is done under our token, and a done run is never taken over, so the
-writes after it (posting the finished report, the final card) need no further check. A check and the
-Slack call after it are not atomic: a takeover needs a heartbeat older than RUN_STALE_AFTER_SECONDS,
-so the window is a stall of that length between the two lines below — the fence makes a double post
-need two such coincidences instead of one stall.
+A finished report is posted through the run's outbox (`bot.outbox`): `stage` stores it with its
+Slack writes while the run stays running, each posted message is counted (`sent`), and `complete`
+ends the run. Every one of those posts is fenced like the rest, so when the owner dies in between,
+the replica that takes the run over posts what is left and the stale owner posts nothing more.
+Once `complete` (or `finish`, for runs that post nothing) succeeded the run is done under our token,
+and a done run is never taken over, so writes after it need no check.
+
+A check and the Slack call after it are not atomic: a takeover needs a heartbeat older than
+RUN_STALE_AFTER_SECONDS, so the window is a stall of that length between the two lines below — the
+fence makes a double post need two such coincidences instead of one stall.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack_runtime import post_error, post_message, update_message
 from triage.models import TriageReport
-from triage.store import Store
+from triage.store import Outbox, Store
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +73,16 @@ class FencedRun:
 
     async def finish(self, report: TriageReport) -> None:
         self._refused(await self.store.finish_run(self.run_id, report, token=self.token))
+        self.finished = True
+
+    async def stage(self, report: TriageReport, outbox: Outbox) -> None:
+        self._refused(await self.store.stage_report(self.run_id, report, outbox, token=self.token))
+
+    async def sent(self, count: int) -> None:
+        self._refused(await self.store.outbox_sent(self.run_id, count, token=self.token))
+
+    async def complete(self) -> None:
+        self._refused(await self.store.complete_run(self.run_id, token=self.token))
         self.finished = True
 
     async def fail(self, error: str) -> None:

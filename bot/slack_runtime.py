@@ -213,6 +213,13 @@ class CardUpdater:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    async def stop(self) -> None:
+        """Stop after the update in flight (if any) without sending anything more (idempotent)."""
+        self._closed.set()
+        self._dirty.set()
+        if self._task is not None:
+            await self._task
+
     async def close(self, final: CardState | None = None) -> None:
         self._closed.set()
         self._dirty.set()

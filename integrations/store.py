@@ -79,6 +79,7 @@ from triage.store import (
     AuditEntry,
     Claim,
     Feedback,
+    Outbox,
     RunRecord,
     RunStatus,
     ThreadRef,
@@ -160,6 +161,46 @@ def _artefact(row: RowMapping) -> Artefact:
         ref=row["ref"] or "",
         content=row["content"] or "",
     )
+
+
+def _report_columns(report: TriageReport) -> dict[str, Any]:
+    """The report JSON and the columns denormalised from it (dashboards, stats)."""
+    return {
+        "report_json": report.model_dump_json(),
+        "mode": report.mode.value,
+        "product_area": report.product_area,
+        "confidence": report.confidence.value if report.confidence else None,
+        "fetch_ms": report.timings.fetch_ms,
+        "intake_ms": report.timings.intake_ms,
+        "research_ms": report.timings.research_ms,
+        "synthesis_ms": report.timings.synthesis_ms,
+        "total_ms": report.timings.total_ms,
+        "llm_calls": report.usage.calls,
+        "input_tokens": report.usage.input_tokens,
+        "output_tokens": report.usage.output_tokens,
+        "cache_read_tokens": report.usage.cache_read_tokens,
+        "cache_creation_tokens": report.usage.cache_creation_tokens,
+        "cost_usd": report.usage.cost_usd,
+        "escalation_needed": int(report.escalation.needed),
+    }
+
+
+def _evidence_rows(run_id: str, report: TriageReport) -> list[dict[str, Any]]:
+    return [
+        {
+            "run_id": run_id,
+            "evidence_id": e.id,
+            "source": e.source,
+            "tool": e.tool,
+            "status": e.status.value,
+            "title": e.title,
+            "url": e.url,
+            "latency_ms": e.latency_ms,
+            "summary": e.summary,
+            "first_party": int(e.first_party),
+        }
+        for e in report.evidence
+    ]
 
 
 class SqlStore:
@@ -346,61 +387,82 @@ class SqlStore:
         return await self._call(self._read, do)
 
     async def finish_run(self, run_id: str, report: TriageReport, *, token: int) -> bool:
+        """Store the report and end the run (done) in one write: for runs that post nothing more."""
+        return await self._store_report(run_id, report, token, {"status": RunStatus.done.value})
+
+    async def stage_report(self, run_id: str, report: TriageReport, outbox: Outbox, *, token: int) -> bool:
+        """Store the report and its outbox; the run stays running until `complete_run` (see `Outbox`)."""
+        extra = {"outbox_json": outbox.model_dump_json(exclude={"sent"}), "outbox_sent": outbox.sent}
+        return await self._store_report(run_id, report, token, extra)
+
+    async def _store_report(
+        self, run_id: str, report: TriageReport, token: int, extra: dict[str, Any]
+    ) -> bool:
         report = storable(report)  # no person properties in the report JSON or the evidence table
-        report_json = report.model_dump_json()
+        values = {**_report_columns(report), **extra}
 
         def do(conn: Connection) -> bool:
             now = _now()
             result = conn.execute(
                 update(triage_runs)
                 .where(self._fenced(run_id, token))
-                .values(
-                    status=RunStatus.done.value,
-                    report_json=report_json,
-                    error="",
-                    heartbeat_at=now,
-                    updated_at=now,
-                    mode=report.mode.value,
-                    product_area=report.product_area,
-                    confidence=report.confidence.value if report.confidence else None,
-                    fetch_ms=report.timings.fetch_ms,
-                    intake_ms=report.timings.intake_ms,
-                    research_ms=report.timings.research_ms,
-                    synthesis_ms=report.timings.synthesis_ms,
-                    total_ms=report.timings.total_ms,
-                    llm_calls=report.usage.calls,
-                    input_tokens=report.usage.input_tokens,
-                    output_tokens=report.usage.output_tokens,
-                    cache_read_tokens=report.usage.cache_read_tokens,
-                    cache_creation_tokens=report.usage.cache_creation_tokens,
-                    cost_usd=report.usage.cost_usd,
-                    escalation_needed=int(report.escalation.needed),
-                )
+                .values(**values, error="", heartbeat_at=now, updated_at=now)
             )
             if result.rowcount != 1:
                 return False
             conn.execute(delete(evidence).where(evidence.c.run_id == run_id))
             if report.evidence:
-                conn.execute(
-                    insert(evidence),
-                    [
-                        {
-                            "run_id": run_id,
-                            "evidence_id": e.id,
-                            "source": e.source,
-                            "tool": e.tool,
-                            "status": e.status.value,
-                            "title": e.title,
-                            "url": e.url,
-                            "latency_ms": e.latency_ms,
-                            "summary": e.summary,
-                            "first_party": int(e.first_party),
-                        }
-                        for e in report.evidence
-                    ],
-                )
-
+                conn.execute(insert(evidence), _evidence_rows(run_id, report))
             return True
+
+        return await self._call(self._write, do)
+
+    async def outbox_sent(self, run_id: str, sent: int, *, token: int) -> bool:
+        """Record that the first `sent` outbox messages are posted (fenced)."""
+
+        def do(conn: Connection) -> bool:
+            result = conn.execute(
+                update(triage_runs)
+                .where(self._fenced(run_id, token), triage_runs.c.outbox_json.is_not(None))
+                .values(outbox_sent=sent, updated_at=_now())
+            )
+            return result.rowcount == 1
+
+        return await self._call(self._write, do)
+
+    async def get_outbox(self, run_id: str) -> Outbox | None:
+        """The outbox of a run that is stored but not yet completely posted (None otherwise)."""
+
+        def do(conn: Connection) -> Outbox | None:
+            row = conn.execute(
+                select(triage_runs.c.outbox_json, triage_runs.c.outbox_sent).where(
+                    triage_runs.c.run_id == run_id,
+                    triage_runs.c.status == RunStatus.running.value,
+                    triage_runs.c.outbox_json.is_not(None),
+                )
+            ).first()
+            if row is None:
+                return None
+            try:
+                outbox = Outbox.model_validate_json(row[0])
+            except ValidationError:
+                log.warning("run %s: stored outbox does not match the current schema", run_id)
+                return None
+            return outbox.model_copy(update={"sent": int(row[1])})
+
+        return await self._call(self._read, do)
+
+    async def complete_run(self, run_id: str, *, token: int) -> bool:
+        """Everything of the outbox is posted: the run is done and the outbox dropped (fenced)."""
+
+        def do(conn: Connection) -> bool:
+            now = _now()
+            result = conn.execute(
+                update(triage_runs)
+                .where(self._fenced(run_id, token))
+                .values(status=RunStatus.done.value, outbox_json=None, heartbeat_at=now, updated_at=now)
+            )
+            return result.rowcount == 1
 
         return await self._call(self._write, do)
 

@@ -45,6 +45,10 @@ triage_runs = Table(
     Column("attempts", Integer, nullable=False, default=1),
     Column("owner", String(128), nullable=False, default="", server_default=""),  # replica holding it
     Column("report_json", Text, nullable=True),
+    # "stored, not yet posted": the Slack writes of a finished report (triage.store.Outbox) while the
+    # run is still running; `outbox_sent` thread messages of it are posted. NULL once the run is done.
+    Column("outbox_json", Text, nullable=True),
+    Column("outbox_sent", Integer, nullable=False, default=0, server_default="0"),
     Column("error", Text, nullable=False, default=""),
     Column("channel", String(64), nullable=True),
     Column("thread_ts", String(64), nullable=True),

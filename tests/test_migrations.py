@@ -7,15 +7,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from bot.cli import main
 from integrations.schema_migrations import SchemaError, current_revision, head_revision, prepare_schema
+from integrations.schema_migrations import _config as migration_config
 from integrations.store import SqlStore, create_store_engine
 from integrations.store_schema import metadata
 from tests.pg_support import pg_schema
+from triage.models import TicketSummary, TriageReport
+from triage.store import Outbox, RunStatus
 
 DATA = Path(__file__).parent / "data"
 
@@ -150,3 +154,44 @@ def test_run_refuses_a_newer_schema_with_one_line(
     assert main(["demo", "--use-database-url", "--quiet", "48291"]) == 1
     err = capsys.readouterr().err
     assert "newer triagebot has migrated this database" in err and "Traceback" not in err
+
+
+def _at_revision(url: str, revision: str) -> None:
+    """A database as the triagebot that shipped `revision` left it."""
+    engine = create_store_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(migration_config(conn), revision)
+    finally:
+        engine.dispose()
+
+
+async def test_upgrade_from_0004_keeps_a_running_run_and_gives_it_an_empty_outbox(db_url: str) -> None:
+    _at_revision(db_url, "0004")
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    engine = create_store_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO triage_runs (run_id, ticket_id, ticket_version, trigger, status, attempts, owner, "
+                "error, channel, thread_ts, heartbeat_at, created_at, updated_at) VALUES "
+                "('r4', 48291, 'v1', 'poll', 'running', 2, 'old-replica', '', 'C1', '111.1', :t, :t, :t)"
+            ),
+            {"t": now},
+        )
+    engine.dispose()
+    store = await SqlStore.connect(db_url)
+    try:
+        assert _revision(db_url) == head_revision()
+        run = await store.get_run("r4")
+        assert run is not None and run.status is RunStatus.running and run.attempts == 2
+        assert await store.get_outbox("r4") is None  # nothing stored to post: a takeover triages it
+        box = Outbox(channel="C1", thread_ts="111.1", messages=[{"text": "report"}])
+        assert await store.stage_report(
+            "r4", TriageReport(run_id="r4", ticket=TicketSummary(id=48291)), box, token=2
+        )
+        staged = await store.get_outbox("r4")
+        assert staged is not None and staged.sent == 0 and staged.messages == [{"text": "report"}]
+    finally:
+        await store.close()
+    assert _diff(db_url) == []

@@ -14,7 +14,7 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
@@ -96,6 +96,23 @@ class TicketState(BaseModel):
     extra: dict[str, str] = Field(default_factory=dict)
 
 
+class Outbox(BaseModel):
+    """A finished run's Slack writes, stored with its report before the first of them is made.
+
+    While a run has an outbox it is "stored, not yet posted": still `running` under its fencing token,
+    so if its replica dies the run goes stale and whoever takes it over (a higher token) posts what is
+    left from here instead of triaging again. `sent` counts the thread messages already posted.
+    """
+
+    channel: str
+    thread_ts: str  # the parent card; the messages go into its thread
+    ticket_ref: str = ""  # "#123", for the error text when a message cannot be posted
+    messages: list[dict[str, Any]] = Field(default_factory=list)  # thread replies, in order
+    card: dict[str, Any] | None = None  # the final parent card (chat.update of thread_ts)
+    ticket_state: TicketState | None = None  # recorded once everything is posted
+    sent: int = 0
+
+
 @runtime_checkable
 class Store(Protocol):
     # --- runs (claim once on (ticket_id, ticket_version))
@@ -108,6 +125,14 @@ class Store(Protocol):
     async def fail_run(self, run_id: str, error: str, *, token: int) -> bool: ...
     async def set_run_thread(self, run_id: str, channel: str, thread_ts: str, *, token: int) -> bool: ...
     async def holds_run(self, run_id: str, token: int) -> bool: ...  # still ours and running?
+    # the outbox: store the report and what to post (the run stays running), count what was posted,
+    # then complete the run (done; the outbox is dropped)
+    async def stage_report(
+        self, run_id: str, report: TriageReport, outbox: Outbox, *, token: int
+    ) -> bool: ...
+    async def outbox_sent(self, run_id: str, sent: int, *, token: int) -> bool: ...
+    async def get_outbox(self, run_id: str) -> Outbox | None: ...
+    async def complete_run(self, run_id: str, *, token: int) -> bool: ...
     async def get_run(self, run_id: str) -> RunRecord | None: ...
     async def latest_run(self, ticket_id: int) -> RunRecord | None: ...
     async def stale_runs(self, stale_after_s: float) -> list[RunRecord]: ...
