@@ -16,12 +16,9 @@ import pytest
 
 from bot.cli import main, parse_ticket_ref
 from integrations.store import SqlStore
-from tests.fakes.anthropic import FakeAnthropic
-from tests.fakes.github import GitHubFake
-from tests.fakes.mcp_server import TOKEN, FakeMcpServer
-from tests.fakes.registries import RegistryFake
+from tests.cli_support import CliFakes, cli_fakes, configure_cli
 from tests.fakes.zendesk import FakeZendesk
-from tests.slack_support import example, seed_ticket
+from tests.slack_support import example
 from triage.grading import subject_is_ticket
 from triage.intake import IntakeRefinement
 from triage.models import Confidence, ReportMode, TriageReport
@@ -167,40 +164,14 @@ def test_demo_unknown_ticket(capsys: pytest.CaptureFixture[str], demo_tmp: Path)
 
 
 @pytest.fixture
-def fakes() -> Iterator[dict[str, Any]]:
-    zd = FakeZendesk().start()
-    gh = GitHubFake().start()
-    reg = RegistryFake(npm={"posthog-js": "1.165.0"}, pypi={"posthog": "3.7.4"}).start()
-    llm = FakeAnthropic().start()
-    mcp = FakeMcpServer().start()
-    seed_ticket(zd, example(48291))
-    try:
-        yield {"zendesk": zd, "github": gh, "registry": reg, "anthropic": llm, "mcp": mcp}
-    finally:
-        for fake in (zd, gh, reg, llm, mcp):
-            fake.stop()
+def fakes() -> Iterator[CliFakes]:
+    with cli_fakes() as started:
+        yield started
 
 
 @pytest.fixture
-def configured(fakes: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    db = f"sqlite:///{tmp_path / 'cli.db'}"
-    env = {
-        "ZENDESK_URL": fakes["zendesk"].url,
-        "ZENDESK_EMAIL": "bot@example.com",
-        "ZENDESK_API_TOKEN": "zd-token",
-        "POSTHOG_MCP_URL": fakes["mcp"].url,
-        "POSTHOG_API_KEY": TOKEN,
-        "GITHUB_API_URL": fakes["github"].url,
-        "NPM_REGISTRY_URL": f"{fakes['registry'].url}/npm",
-        "PYPI_URL": fakes["registry"].url,
-        "ANTHROPIC_BASE_URL": fakes["anthropic"].url,
-        "ANTHROPIC_API_KEY": fakes["anthropic"].api_key,
-        "ANTHROPIC_MAX_RETRIES": "0",
-        "DATABASE_URL": db,
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return db
+def configured(fakes: CliFakes, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    return configure_cli(fakes, monkeypatch, tmp_path / "cli.db")
 
 
 def synthesis_citing(first_party_id: str) -> dict[str, Any]:
@@ -225,9 +196,9 @@ def synthesis_citing(first_party_id: str) -> dict[str, Any]:
 
 
 def test_triage_real_ticket_through_every_integration(
-    capsys: pytest.CaptureFixture[str], fakes: dict[str, Any], configured: str
+    capsys: pytest.CaptureFixture[str], fakes: CliFakes, configured: str
 ) -> None:
-    llm: FakeAnthropic = fakes["anthropic"]
+    llm = fakes.anthropic
     llm.push_json(IntakeRefinement(product_area="feature_flags", language="en").model_dump(mode="json"))
     llm.push_json(synthesis_citing("E1"))
 
@@ -251,13 +222,13 @@ def test_triage_real_ticket_through_every_integration(
     prompt = json.dumps(llm.last_body())
     assert "<ticket_data>" in prompt and "</ticket_data>" in prompt
     # PostHog MCP: read-only header and tools mode reached the server; no write tool ever ran
-    mcp: FakeMcpServer = fakes["mcp"]
+    mcp = fakes.mcp
     assert all(r.headers.get("x-posthog-read-only") == "true" for r in mcp.requests)
     assert all(r.query.get("readonly") == "true" for r in mcp.requests)
     assert mcp.server.write_calls == []
     # Zendesk and GitHub were really called
-    assert fakes["zendesk"].calls("/api/v2/tickets/48291.json")
-    assert fakes["github"].calls("/search/issues")
+    assert fakes.zendesk.calls("/api/v2/tickets/48291.json")
+    assert fakes.github.calls("/search/issues")
 
     # the report is stored and reloads from the database
     store = SqlStore.from_url(configured)
@@ -270,9 +241,9 @@ def test_triage_real_ticket_through_every_integration(
 
 
 def test_triage_model_outage_gives_evidence_only(
-    capsys: pytest.CaptureFixture[str], fakes: dict[str, Any], configured: str
+    capsys: pytest.CaptureFixture[str], fakes: CliFakes, configured: str
 ) -> None:
-    llm: FakeAnthropic = fakes["anthropic"]
+    llm = fakes.anthropic
     for _ in range(4):
         llm.push_error(529)
     code, out, err = run(capsys, "triage", "48291", "--format", "json", "-q")
@@ -290,7 +261,7 @@ def test_triage_unknown_ticket(capsys: pytest.CaptureFixture[str], configured: s
 
 def test_check_all_ok_then_one_fail(
     capsys: pytest.CaptureFixture[str],
-    fakes: dict[str, Any],
+    fakes: CliFakes,
     configured: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -350,11 +321,11 @@ def _stored(db: str, ticket_id: int) -> Any:
 
 def test_triage_stdin_runs_the_pipeline_without_zendesk(
     capsys: pytest.CaptureFixture[str],
-    fakes: dict[str, Any],
+    fakes: CliFakes,
     configured: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    llm: FakeAnthropic = fakes["anthropic"]
+    llm = fakes.anthropic
     llm.push_json(IntakeRefinement(product_area="feature_flags", language="en").model_dump(mode="json"))
     llm.push_json(synthesis_citing("E1"))
     _stdin(monkeypatch, PASTED.encode())
@@ -369,8 +340,8 @@ def test_triage_stdin_runs_the_pipeline_without_zendesk(
     assert report.mode is ReportMode.llm and report.product_area == "feature_flags"
     assert "jane@acme-analytics.io" not in json.dumps(llm.bodies())  # redacted before the model
     assert "phc_Zx81kLmQ2rT5vW9yB3nC6dF0gH4jK7pS1aE8uI2oL3" not in out + json.dumps(llm.bodies())
-    assert fakes["zendesk"].requests == []
-    assert fakes["github"].calls("/search/issues")
+    assert fakes.zendesk.requests == []
+    assert fakes.github.calls("/search/issues")
     stored = _stored(configured, report.ticket.id)
     assert stored is not None and stored.report is not None and stored.report.run_id == report.run_id
     # the same text again is the same pasted ticket (a new run under the same reference)
@@ -381,7 +352,7 @@ def test_triage_stdin_runs_the_pipeline_without_zendesk(
 
 
 def test_triage_text_file_with_subject(
-    capsys: pytest.CaptureFixture[str], fakes: dict[str, Any], configured: str, tmp_path: Path
+    capsys: pytest.CaptureFixture[str], fakes: CliFakes, configured: str, tmp_path: Path
 ) -> None:
     path = tmp_path / "ticket.txt"
     path.write_text(PASTED)
@@ -394,7 +365,7 @@ def test_triage_text_file_with_subject(
 
 
 def test_triage_eml_file_uses_subject_from_and_text_body(
-    capsys: pytest.CaptureFixture[str], fakes: dict[str, Any], configured: str, tmp_path: Path
+    capsys: pytest.CaptureFixture[str], fakes: CliFakes, configured: str, tmp_path: Path
 ) -> None:
     path = tmp_path / "mail.eml"
     path.write_text(EML)
@@ -409,9 +380,9 @@ def test_triage_eml_file_uses_subject_from_and_text_body(
 
 
 def test_triage_zendesk_json_as_the_api_returns_it(
-    capsys: pytest.CaptureFixture[str], fakes: dict[str, Any], configured: str, tmp_path: Path
+    capsys: pytest.CaptureFixture[str], fakes: CliFakes, configured: str, tmp_path: Path
 ) -> None:
-    zd: FakeZendesk = fakes["zendesk"]
+    zd: FakeZendesk = fakes.zendesk
     auth = {"Authorization": "Basic " + base64.b64encode(b"bot@example.com/token:zd-token").decode()}
 
     def get(path: str) -> Any:

@@ -37,12 +37,8 @@ from tests.adversary import (
     known_bug_matches_row,
     urls_in,
 )
-from tests.fakes.anthropic import FakeAnthropic
+from tests.cli_support import CliFakes, cli_fakes, configure_cli
 from tests.fakes.github import GitHubFake
-from tests.fakes.mcp_server import TOKEN, FakeMcpServer
-from tests.fakes.registries import RegistryFake
-from tests.fakes.zendesk import FakeZendesk
-from tests.slack_support import example, seed_ticket
 from triage.grading import HUMAN_VERIFICATION
 from triage.links import LinkPolicy
 from triage.models import Confidence, TriageReport
@@ -51,41 +47,15 @@ RECORDED_GITHUB = Path(__file__).resolve().parent.parent / "integrations" / "rec
 
 
 @pytest.fixture
-def fakes() -> Iterator[dict[str, Any]]:
-    zd = FakeZendesk().start()
+def fakes() -> Iterator[CliFakes]:
     # the bundled GitHub recording holds the real #1534 (fix PR merged, fixed in posthog-js 1.161.2)
-    gh = GitHubFake.from_data(json.loads(RECORDED_GITHUB.read_text("utf-8"))).start()
-    reg = RegistryFake(npm={"posthog-js": "1.165.0"}, pypi={"posthog": "3.7.4"}).start()
-    llm = FakeAnthropic().start()
-    mcp = FakeMcpServer().start()
-    seed_ticket(zd, example(48291))
-    try:
-        yield {"zendesk": zd, "github": gh, "registry": reg, "anthropic": llm, "mcp": mcp}
-    finally:
-        for fake in (zd, gh, reg, llm, mcp):
-            fake.stop()
+    with cli_fakes(GitHubFake.from_data(json.loads(RECORDED_GITHUB.read_text("utf-8")))) as started:
+        yield started
 
 
 @pytest.fixture
-def configured(fakes: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    db = f"sqlite:///{tmp_path / 'attacks.db'}"
-    env = {
-        "ZENDESK_URL": fakes["zendesk"].url,
-        "ZENDESK_EMAIL": "bot@example.com",
-        "ZENDESK_API_TOKEN": "zd-token",
-        "POSTHOG_MCP_URL": fakes["mcp"].url,
-        "POSTHOG_API_KEY": TOKEN,
-        "GITHUB_API_URL": fakes["github"].url,
-        "NPM_REGISTRY_URL": f"{fakes['registry'].url}/npm",
-        "PYPI_URL": fakes["registry"].url,
-        "ANTHROPIC_BASE_URL": fakes["anthropic"].url,
-        "ANTHROPIC_API_KEY": fakes["anthropic"].api_key,
-        "ANTHROPIC_MAX_RETRIES": "0",
-        "DATABASE_URL": db,
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return db
+def configured(fakes: CliFakes, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    return configure_cli(fakes, monkeypatch, tmp_path / "attacks.db")
 
 
 # ---------------------------------------------------------------- the attacks
@@ -327,10 +297,10 @@ def test_attack_through_triagebot_triage(
     attack: Callable[[list[Row]], dict[str, Any]],
     check: Callable[[Outputs], None],
     capsys: pytest.CaptureFixture[str],
-    fakes: dict[str, Any],
+    fakes: CliFakes,
     configured: str,
 ) -> None:
-    adversary(fakes["anthropic"], attack)
+    adversary(fakes.anthropic, attack)
     code = main(["triage", "48291", "--format", "markdown", "-q", "--packet", "--kb", "--reply"])
     markdown, err = capsys.readouterr()
     assert code == 0, err
