@@ -12,6 +12,8 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -388,20 +390,25 @@ class SlackHarness:
         return run
 
 
-async def make_harness(tmp_path: Path, **overrides: Any) -> SlackHarness:
-    slack = FakeSlack().start()
-    zendesk = FakeZendesk()
+@asynccontextmanager
+async def slack_harness(tmp_path: Path, **overrides: Any) -> AsyncIterator[SlackHarness]:
+    """A started harness (fake Zendesk holds the bundled tickets); `overrides` are settings, plus the
+    `model` and the research `sources`. Everything is stopped on the way out."""
+    slack, zendesk = FakeSlack(), FakeZendesk()
+    slack.start()
     zendesk.start()
-    zendesk.accept_token(ZD_EMAIL, ZD_TOKEN)
-    for tid in (48291, 48302, 48317, 48330):
-        seed_ticket(zendesk, example(tid))
-    model = overrides.pop("model", None)
-    sources = overrides.pop("sources", None)
-    h = SlackHarness(slack, zendesk, tmp_path / "triage.db", overrides, model=model, sources=sources)
-    return await h.start()
-
-
-async def close_harness(h: SlackHarness) -> None:
-    await h.close()
-    h.slack.stop()
-    h.zendesk.stop()
+    try:
+        zendesk.accept_token(ZD_EMAIL, ZD_TOKEN)
+        for tid in (48291, 48302, 48317, 48330):
+            seed_ticket(zendesk, example(tid))
+        model = overrides.pop("model", None)
+        sources = overrides.pop("sources", None)
+        h = SlackHarness(slack, zendesk, tmp_path / "triage.db", overrides, model=model, sources=sources)
+        await h.start()
+        try:
+            yield h
+        finally:
+            await h.close()
+    finally:
+        slack.stop()
+        zendesk.stop()

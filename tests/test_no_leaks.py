@@ -25,7 +25,7 @@ from integrations.posthog_mcp import PostHogMcpSource
 from integrations.posthog_mcp_replay import PostHogLikeServer, build_posthog_like_server
 from integrations.store import normalize_database_url
 from tests.fakes.anthropic import FakeAnthropic
-from tests.slack_support import SlackHarness, close_harness, example, make_harness, seed_ticket
+from tests.slack_support import SlackHarness, example, seed_ticket, slack_harness
 from tests.test_store import db_url  # noqa: F401  (the sqlite/postgres fixture)
 from triage.redaction import Redactor, SecretFilter
 
@@ -90,12 +90,9 @@ async def leaky(
     server = build_posthog_like_server()
     posthog = PostHogMcpSource("http://demo.invalid/mcp", "phx_demo", timeout_s=15, server=server)
     sources = [posthog, *replay_sources()[1:]]
-    h = await make_harness(tmp_path, model=model, sources=sources, database_url=db_url)
-    _seed(h)
-    try:
+    async with slack_harness(tmp_path, model=model, sources=sources, database_url=db_url) as h:
+        _seed(h)
         yield h, server
-    finally:
-        await close_harness(h)
 
 
 def _database_text(url: str, db_file: Path | None) -> str:

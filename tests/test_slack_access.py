@@ -13,13 +13,12 @@ from bot.settings import Settings
 from formatting.actions import ACTION_PACKET, FEEDBACK_BLOCK, FEEDBACK_INPUT, VIEW_FEEDBACK
 from formatting.limits import validate_view
 from tests.fakes.slack import BOT_USER_ID, FakeSlack
-from tests.slack_support import TRIAGE_CHANNEL, close_harness, make_harness
+from tests.slack_support import TRIAGE_CHANNEL, slack_harness
 
 
 async def test_allowed_users_and_usergroups(tmp_path: Path) -> None:
-    h = await make_harness(tmp_path, slack_allowed_users="W111", slack_allowed_usergroups="S0SUPPORT")
-    h.slack.usergroups["S0SUPPORT"] = ["W222"]
-    try:
+    async with slack_harness(tmp_path, slack_allowed_users="W111", slack_allowed_usergroups="S0SUPPORT") as h:
+        h.slack.usergroups["S0SUPPORT"] = ["W222"]
         await h.command("48291", user="W999", name="stranger")
         refused = await h.wait_response("stranger")
         assert "not allowed" in refused["text"]
@@ -60,27 +59,21 @@ async def test_allowed_users_and_usergroups(tmp_path: Path) -> None:
         assert (
             eph and eph[-1].params["user"] == "W999" and "not allowed" in eph[-1].params["text"]
         )  # …but told why
-    finally:
-        await close_harness(h)
 
 
 async def test_allowed_channels_for_the_command(tmp_path: Path) -> None:
-    h = await make_harness(tmp_path, slack_allowed_channels="C0SUPPORT")
-    try:
+    async with slack_harness(tmp_path, slack_allowed_channels="C0SUPPORT") as h:
         await h.command("48291", channel="C0RANDOM", name="random")
         assert "not enabled in this channel" in (await h.wait_response("random"))["text"]
         await h.command("48291", channel=TRIAGE_CHANNEL, name="triage")  # the triage channel always works
         assert (await h.wait_response("triage"))["text"].startswith("Triaging #48291")
         await h.idle()
         assert {m.channel for m in h.slack.messages.values()} == {TRIAGE_CHANNEL}
-    finally:
-        await close_harness(h)
 
 
 async def test_slack_connect_is_refused_unless_allowed(tmp_path: Path) -> None:
-    h = await make_harness(tmp_path)
-    h.slack.shared_channels.add(TRIAGE_CHANNEL)
-    try:
+    async with slack_harness(tmp_path) as h:
+        h.slack.shared_channels.add(TRIAGE_CHANNEL)
         await h.command("48291", name="shared")
         reply = await h.wait_response("shared")
         assert "Slack Connect" in reply["text"] and "SLACK_ALLOW_SHARED_CHANNELS" in reply["text"]
@@ -91,13 +84,10 @@ async def test_slack_connect_is_refused_unless_allowed(tmp_path: Path) -> None:
         await h.command("48291", name="allowed")
         assert (await h.wait_response("allowed"))["text"].startswith("Triaging")
         await h.idle()
-    finally:
-        await close_harness(h)
 
 
 async def test_events_from_shared_channels_are_ignored(tmp_path: Path) -> None:
-    h = await make_harness(tmp_path)
-    try:
+    async with slack_harness(tmp_path) as h:
         run = await h.run_to_done(48291)
         before = len(h.slack.messages)
         event = {
@@ -117,26 +107,20 @@ async def test_events_from_shared_channels_are_ignored(tmp_path: Path) -> None:
         await h.idle()
         assert len(h.slack.messages) == before + 1
         assert "💬" in json.dumps(list(h.slack.messages.values())[-1].blocks, ensure_ascii=False)
-    finally:
-        await close_harness(h)
 
 
 async def test_channel_check_fails_closed(tmp_path: Path) -> None:
-    h = await make_harness(tmp_path)
-    h.slack.errors["conversations.info"] = "missing_scope"
-    try:
+    async with slack_harness(tmp_path) as h:
+        h.slack.errors["conversations.info"] = "missing_scope"
         await h.command("48291", name="scope")
         reply = await h.wait_response("scope")
         assert "channels:read" in reply["text"] and "missing_scope" in reply["text"]
         await h.idle()
         assert h.slack.calls_to("chat.postMessage") == []
-    finally:
-        await close_harness(h)
 
 
 async def test_modal_submission_from_a_stranger_is_refused_in_the_modal(tmp_path: Path) -> None:
-    h = await make_harness(tmp_path, slack_allowed_users="W111")
-    try:
+    async with slack_harness(tmp_path, slack_allowed_users="W111") as h:
         run = await h.run_to_done(48291)
         sent = await h.view_submission(
             VIEW_FEEDBACK, run.run_id, {FEEDBACK_BLOCK: {FEEDBACK_INPUT: "wrong"}}, user="W999"
@@ -147,8 +131,6 @@ async def test_modal_submission_from_a_stranger_is_refused_in_the_modal(tmp_path
         assert "not allowed" in json.dumps(body["view"])
         await h.idle()
         assert await h.svc.store.feedback_for_run(run.run_id) == []
-    finally:
-        await close_harness(h)
 
 
 @pytest.mark.parametrize(

@@ -16,17 +16,14 @@ from bot.slack_runtime import runtime_for
 from bot.socket_mode import start_socket_mode
 from formatting.actions import ACTION_PACKET, ACTION_RERUN
 from formatting.limits import validate_message
-from tests.slack_support import TRIAGE_CHANNEL, SlackHarness, close_harness, make_harness, sign
+from tests.slack_support import TRIAGE_CHANNEL, SlackHarness, sign, slack_harness
 from triage.store import RunStatus
 
 
 @pytest.fixture
 async def h(tmp_path: Path) -> AsyncIterator[SlackHarness]:
-    harness = await make_harness(tmp_path)
-    try:
+    async with slack_harness(tmp_path) as harness:
         yield harness
-    finally:
-        await close_harness(harness)
 
 
 def _action_ids(blocks: list[dict[str, Any]]) -> set[str]:
@@ -155,15 +152,12 @@ async def test_happy_path_posts_parent_and_thread_and_updates_the_card(h: SlackH
 
 
 async def test_progress_updates_are_throttled(tmp_path: Path) -> None:
-    h = await make_harness(tmp_path, slack_update_interval_seconds=5.0)
-    try:
+    async with slack_harness(tmp_path, slack_update_interval_seconds=5.0) as h:
         await h.run_to_done(48291)
         parent = h.slack.top_level(TRIAGE_CHANNEL)[0]
         # with a 5 s interval a fast run gets at most one progress update plus the final state
         assert 1 <= parent.updates <= 2
         assert {ACTION_PACKET} <= _action_ids(parent.blocks)
-    finally:
-        await close_harness(h)
 
 
 async def test_zendesk_url_form_and_unknown_ticket(h: SlackHarness) -> None:
@@ -215,25 +209,19 @@ async def test_already_triaged_then_rerun_reuses_the_thread(h: SlackHarness) -> 
 
 
 async def test_zendesk_auth_error_names_the_setting(tmp_path: Path) -> None:
-    h = await make_harness(tmp_path, zendesk_api_token="wrong-token")
-    try:
+    async with slack_harness(tmp_path, zendesk_api_token="wrong-token") as h:
         await h.command("48291", name="auth")
         reply = await h.wait_response("auth")
         assert "ZENDESK_EMAIL/ZENDESK_API_TOKEN" in reply["text"]
         await h.idle()
         assert h.slack.calls_to("chat.postMessage") == []
-    finally:
-        await close_harness(h)
 
 
 async def test_missing_triage_channel_is_reported(tmp_path: Path) -> None:
-    h = await make_harness(tmp_path, triage_channel="")
-    try:
+    async with slack_harness(tmp_path, triage_channel="") as h:
         await h.command("48291", name="nochan")
         reply = await h.wait_response("nochan")
         assert "TRIAGE_CHANNEL" in reply["text"]
-    finally:
-        await close_harness(h)
 
 
 async def test_rate_limited_post_is_retried(h: SlackHarness) -> None:
@@ -252,8 +240,7 @@ async def test_failure_after_the_ack_is_shown_in_the_thread(tmp_path: Path) -> N
         async def complete(self, **kwargs: Any) -> Any:
             raise RuntimeError("model backend exploded")
 
-    h = await make_harness(tmp_path, model=ExplodingModel())
-    try:
+    async with slack_harness(tmp_path, model=ExplodingModel()) as h:
         await h.command("48291", name="boom")
         await h.wait_response("boom")
         await h.idle()
@@ -266,8 +253,6 @@ async def test_failure_after_the_ack_is_shown_in_the_thread(tmp_path: Path) -> N
         assert "failed" in parent.text
         assert ACTION_RERUN in _action_ids(parent.blocks)
         assert "failed" in h.responses_for("boom")[-1]["text"]
-    finally:
-        await close_harness(h)
 
 
 async def test_not_in_channel_is_reported(h: SlackHarness) -> None:
@@ -299,32 +284,31 @@ async def test_restart_shuts_down_cleanly_and_keeps_state(h: SlackHarness) -> No
 
 
 async def test_socket_mode_runner_starts_against_a_fake(tmp_path: Path) -> None:
-    h = await make_harness(tmp_path, slack_app_token="xapp-1-test")
-    envelope = {
-        "envelope_id": "env-1",
-        "type": "slash_commands",
-        "accepts_response_payload": True,
-        "payload": {
-            "team_id": "T111",
-            "channel_id": "C0SUPPORT",
-            "user_id": "W111",
-            "command": "/triage",
-            "text": "help",
-            "api_app_id": "A111",
-            "response_url": h.slack.response_url("sock"),
-            "trigger_id": "1.2.3",
-        },
-    }
-    h.slack.ws_envelopes.append(envelope)
-    handler = None
-    try:
-        handler = await start_socket_mode(h.svc)
-        assert h.slack.calls_to("apps.connections.open")[0].token == "xapp-1-test"
-        acked = await h.slack.wait_for(
-            lambda: [m for m in h.slack.ws_messages if m.get("envelope_id") == "env-1"], what="socket ack"
-        )
-        assert "/triage 48291" in acked[0]["payload"]["text"]
-    finally:
-        if handler is not None:
-            await handler.close_async()
-        await close_harness(h)
+    async with slack_harness(tmp_path, slack_app_token="xapp-1-test") as h:
+        envelope = {
+            "envelope_id": "env-1",
+            "type": "slash_commands",
+            "accepts_response_payload": True,
+            "payload": {
+                "team_id": "T111",
+                "channel_id": "C0SUPPORT",
+                "user_id": "W111",
+                "command": "/triage",
+                "text": "help",
+                "api_app_id": "A111",
+                "response_url": h.slack.response_url("sock"),
+                "trigger_id": "1.2.3",
+            },
+        }
+        h.slack.ws_envelopes.append(envelope)
+        handler = None
+        try:
+            handler = await start_socket_mode(h.svc)
+            assert h.slack.calls_to("apps.connections.open")[0].token == "xapp-1-test"
+            acked = await h.slack.wait_for(
+                lambda: [m for m in h.slack.ws_messages if m.get("envelope_id") == "env-1"], what="socket ack"
+            )
+            assert "/triage 48291" in acked[0]["payload"]["text"]
+        finally:
+            if handler is not None:
+                await handler.close_async()

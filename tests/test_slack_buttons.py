@@ -24,17 +24,14 @@ from formatting.actions import (
     VIEW_REPLY,
 )
 from integrations.zendesk import note_marker
-from tests.slack_support import TRIAGE_CHANNEL, SlackHarness, close_harness, make_harness
+from tests.slack_support import TRIAGE_CHANNEL, SlackHarness, slack_harness
 from triage.store import RunRecord, RunStatus
 
 
 @pytest.fixture
 async def h(tmp_path: Path) -> AsyncIterator[SlackHarness]:
-    harness = await make_harness(tmp_path)
-    try:
+    async with slack_harness(tmp_path) as harness:
         yield harness
-    finally:
-        await close_harness(harness)
 
 
 def _thread_text(h: SlackHarness, run: RunRecord) -> list[str]:
@@ -110,8 +107,7 @@ async def test_reply_modal_without_writeback_shows_text_for_copying(h: SlackHarn
 
 
 async def test_reply_modal_with_writeback_adds_one_private_note(tmp_path: Path) -> None:
-    h = await make_harness(tmp_path, zendesk_writeback=True)
-    try:
+    async with slack_harness(tmp_path, zendesk_writeback=True) as h:
         run = await h.run_to_done(48291)
         await h.action(ACTION_REPLY, run.run_id, name="r1")
         await h.idle()
@@ -135,8 +131,6 @@ async def test_reply_modal_with_writeback_adds_one_private_note(tmp_path: Path) 
         await h.idle()
         assert len(_notes(h, 48291)) == 1  # a double submit does not add a second note
         assert "already added" in h.slack.calls_to("chat.postEphemeral")[-1].params["text"]
-    finally:
-        await close_harness(h)
 
 
 async def test_feedback_votes_and_comment_are_stored(h: SlackHarness) -> None:

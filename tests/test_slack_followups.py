@@ -10,17 +10,14 @@ from typing import Any
 import pytest
 
 from tests.fakes.slack import BOT_ID, BOT_USER_ID
-from tests.slack_support import TRIAGE_CHANNEL, SlackHarness, close_harness, make_harness
+from tests.slack_support import TRIAGE_CHANNEL, SlackHarness, slack_harness
 from triage.store import RunRecord
 
 
 @pytest.fixture
 async def h(tmp_path: Path) -> AsyncIterator[SlackHarness]:
-    harness = await make_harness(tmp_path)
-    try:
+    async with slack_harness(tmp_path) as harness:
         yield harness
-    finally:
-        await close_harness(harness)
 
 
 def reply(run: RunRecord, ts: str, text: str, **extra: Any) -> dict[str, Any]:
@@ -84,15 +81,12 @@ async def test_bots_self_subtypes_and_plain_replies_are_ignored(h: SlackHarness)
 
 
 async def test_any_reply_setting_answers_replies_without_a_mention(tmp_path: Path) -> None:
-    h = await make_harness(tmp_path, slack_followup_any_reply=True)
-    try:
+    async with slack_harness(tmp_path, slack_followup_any_reply=True) as h:
         run = await h.run_to_done(48291)
         await h.event(reply(run, "1700009200.000001", "is this a known bug?"))
         await h.event(reply(run, "1700009200.000001", "is this a known bug?"), retry_num=1)
         await h.idle()
         assert len(answers(h, run)) == 1
-    finally:
-        await close_harness(h)
 
 
 async def test_followup_survives_a_restart(h: SlackHarness) -> None:

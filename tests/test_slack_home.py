@@ -8,7 +8,7 @@ from pathlib import Path
 from formatting.actions import ACTION_FEEDBACK_UP
 from formatting.home import MAX_RECENT, HomeTriage, HomeWeek, home_view
 from formatting.limits import validate_home
-from tests.slack_support import TRIAGE_CHANNEL, close_harness, make_harness
+from tests.slack_support import TRIAGE_CHANNEL, slack_harness
 from triage.models import Confidence
 
 
@@ -23,8 +23,7 @@ def _home_event(user: str, tab: str = "home") -> dict[str, str]:
 
 
 async def test_home_tab_lists_my_triages_and_the_week(tmp_path: Path) -> None:
-    h = await make_harness(tmp_path)
-    try:
+    async with slack_harness(tmp_path) as h:
         run = await h.run_to_done(48291)  # /triage by W111
         await h.action(ACTION_FEEDBACK_UP, run.run_id)
         await h.idle()
@@ -51,19 +50,14 @@ async def test_home_tab_lists_my_triages_and_the_week(tmp_path: Path) -> None:
         await h.event(_home_event("W111", tab="messages"))
         await h.idle()
         assert len(h.slack.calls_to("views.publish")) == 2
-    finally:
-        await close_harness(h)
 
 
 async def test_home_tab_of_a_user_without_access_shows_the_refusal(tmp_path: Path) -> None:
-    h = await make_harness(tmp_path, slack_allowed_users="W111")
-    try:
+    async with slack_harness(tmp_path, slack_allowed_users="W111") as h:
         await h.event(_home_event("W999"))
         await h.idle()
         view = h.slack.calls_to("views.publish")[-1].params["view"]
         assert "not allowed" in json.dumps(view) and validate_home(view) == []
-    finally:
-        await close_harness(h)
 
 
 def test_home_view_stays_within_block_kit_limits_with_hostile_long_data() -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from bot.listeners.replay import replay_key
 from formatting.actions import ACTION_RERUN
 from integrations.store import SqlStore, triage_runs
-from tests.slack_support import TRIAGE_CHANNEL, SlackHarness, close_harness, make_harness
+from tests.slack_support import TRIAGE_CHANNEL, SlackHarness, slack_harness
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -49,8 +49,7 @@ def _runs(store: SqlStore, ticket_id: int) -> int:
 
 
 async def test_replayed_rerun_click_starts_one_run(tmp_path: Path) -> None:
-    h = await make_harness(tmp_path)
-    try:
+    async with slack_harness(tmp_path) as h:
         run = await h.run_to_done(48291)
         store = h.svc.store
         assert isinstance(store, SqlStore) and _runs(store, 48291) == 1
@@ -65,8 +64,6 @@ async def test_replayed_rerun_click_starts_one_run(tmp_path: Path) -> None:
         assert other_user.status == 200
         await h.idle()
         assert _runs(store, 48291) == 3  # a different person's click is a different request
-    finally:
-        await close_harness(h)
 
 
 async def test_seen_within_is_a_window(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from formatting.actions import (
     VIEW_PASTE,
 )
 from formatting.limits import validate_view
-from tests.slack_support import TRIAGE_CHANNEL, SlackHarness, close_harness, make_harness
+from tests.slack_support import TRIAGE_CHANNEL, SlackHarness, slack_harness
 from triage.models import is_pasted, pasted_ticket_id
 from triage.store import RunStatus
 
@@ -32,12 +32,9 @@ QUESTION = (
 
 @pytest.fixture
 async def h(tmp_path: Path) -> AsyncIterator[SlackHarness]:
-    harness = await make_harness(tmp_path)
-    harness.slack.add_user("W222", "Jane Customer", "jane")
-    try:
+    async with slack_harness(tmp_path) as harness:
+        harness.slack.add_user("W222", "Jane Customer", "jane")
         yield harness
-    finally:
-        await close_harness(harness)
 
 
 def _replies(h: SlackHarness, channel: str, ts: str) -> list[str]:
@@ -107,10 +104,9 @@ async def test_when_the_bot_cannot_reply_in_the_source_channel_the_clicker_gets_
 async def test_slack_connect_messages_are_refused_unless_allowed_and_never_answered_there(
     tmp_path: Path,
 ) -> None:
-    h = await make_harness(tmp_path)
-    shared = "C0EXT"
-    h.slack.shared_channels.add(shared)
-    try:
+    async with slack_harness(tmp_path) as h:
+        shared = "C0EXT"
+        h.slack.shared_channels.add(shared)
         ts = h.slack.add_message(shared, QUESTION, "W222")
         await h.message_shortcut({"ts": ts, "user": "W222", "text": QUESTION}, channel=shared, name="ext")
         refused = await h.wait_response("ext")
@@ -125,13 +121,10 @@ async def test_slack_connect_messages_are_refused_unless_allowed_and_never_answe
         assert "Triaging pasted-" in note["text"]
         assert len(h.slack.top_level(TRIAGE_CHANNEL)) == 1
         assert [m for m in h.slack.messages.values() if m.channel == shared and m.ts != ts] == []
-    finally:
-        await close_harness(h)
 
 
 async def test_the_shortcut_is_under_the_same_access_control_as_the_command(tmp_path: Path) -> None:
-    h = await make_harness(tmp_path, slack_allowed_users="W111", slack_allowed_channels=SUPPORT)
-    try:
+    async with slack_harness(tmp_path, slack_allowed_users="W111", slack_allowed_channels=SUPPORT) as h:
         ts = h.slack.add_message(SUPPORT, QUESTION, "W222")
         await h.message_shortcut({"ts": ts, "user": "W222", "text": QUESTION}, user="W999", name="who")
         assert "not allowed" in (await h.wait_response("who"))["text"]
@@ -142,8 +135,6 @@ async def test_the_shortcut_is_under_the_same_access_control_as_the_command(tmp_
         assert "not enabled in this channel" in (await h.wait_response("where"))["text"]
         await h.idle()
         assert h.slack.calls_to("chat.postMessage") == []
-    finally:
-        await close_harness(h)
 
 
 async def test_bare_triage_opens_the_paste_modal_and_its_submission_triages_the_text(h: SlackHarness) -> None:

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.http_server import slack_body_problem
-from tests.slack_support import SlackHarness, close_harness, make_harness, sign
+from tests.slack_support import SlackHarness, sign, slack_harness
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -27,11 +27,8 @@ JSON = "application/json"
 
 @pytest.fixture
 async def h(tmp_path: Path) -> AsyncIterator[SlackHarness]:
-    harness = await make_harness(tmp_path)
-    try:
+    async with slack_harness(tmp_path) as harness:
         yield harness
-    finally:
-        await close_harness(harness)
 
 
 async def test_unsigned_malformed_json_is_401_with_one_info_line_and_no_traceback(
