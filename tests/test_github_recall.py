@@ -292,3 +292,13 @@ async def test_no_relaxed_round_when_every_search_failed() -> None:
         sent = [s["q"] for s in fake.searches()]
     assert task.arguments["relaxed"] and sorted(sent) == sorted(q["q"] for q in task.arguments["queries"])
     assert rows and all(r.status.value == "error" for r in rows)
+
+
+async def test_the_best_word_is_searched_with_the_area_term() -> None:
+    # only "screens" is a word the issue shares; the playbook's "session replay" gives it context
+    intake = replay_intake("screens", "lag", "jumping")
+    with GitHubFake().load(DROPPED_SCREENS) as fake:
+        rows = await run(source(fake.url), intake, REPLAY)
+    hit = next(r for r in rows if r.data.get("number") == 596)
+    assert hit.query.startswith('screens "session replay" (') and hit.data["query_variant"] == "relaxed:2"
+    assert hit.data["match_signal"] == "weak_match"  # one of the ticket's words: a lead, not a claim

@@ -23,8 +23,8 @@ ANDs repeated `repo:` qualifiers; the GitHub CLI groups them the same way, cli/c
                   match, so one word this reporter chose differently from the issue's author empties
                   a query): the symbol alone in every repo (an SDK's bug is often filed in the
                   product's repo), the second symbol alone (the "most distinctive" one is a guess),
-                  the error core's words unquoted (in any order), and every pair of the three best
-                  symptom words; at most five
+                  the error core's words unquoted (in any order), every pair of the three best
+                  symptom words and the best one with the playbook's first search term; at most five
   model:N         each model-written English query (wave 2), privacy-filtered the same way
 """
 
@@ -304,9 +304,11 @@ def relaxed_queries(
     if terms.error_core:
         out.append(Query("relaxed", build_query(terms.error_core.split(), all_repos)))
     words = terms.symptoms[:3]
-    out += [
-        Query("relaxed", build_query([a, b], all_repos)) for i, a in enumerate(words) for b in words[i + 1 :]
-    ]
+    pairs = [[a, b] for i, a in enumerate(words) for b in words[i + 1 :]]
+    area = [t for t in terms.area[:1] if words and words[0] not in t.lower().split()]
+    if area:  # the best word in the product area's own words, second after the best pair
+        pairs.insert(1, [words[0], area[0]])
+    out += [Query("relaxed", build_query(pair, all_repos)) for pair in pairs]
     asked = {q.q for q in sent}
     fresh = [q for q in _dedupe(out) if q.q not in asked][:MAX_RELAXED]
     return [Query(f"relaxed:{i + 1}", q.q) for i, q in enumerate(fresh)]
