@@ -99,6 +99,11 @@ posthog.request.APIError: [PostHog] Unauthorized (401)
             'plugins_1 | error: relation "posthog_plugin" does not exist',
             'relation "posthog_plugin" does not exist',
         ),
+        (
+            "Could not create dashboard: parse_error: 1 validation error for QuerySchemaRoot "
+            "InsightVizNode.source Field required [type=missing]",
+            "1 validation error for QuerySchemaRoot InsightVizNode.source Field required",
+        ),
     ],
 )
 def test_error_messages_in_real_formats(text: str, expected: str) -> None:
@@ -168,6 +173,12 @@ def test_versions_in_phrasing_and_manifests(text: str, sdk: str, version: str) -
             'the event: {"$lib": "web", "$lib_version": "1.130.0", "$browser": "Safari"}',
             [("posthog-js", "1.130.0")],
         ),
+        (
+            "| Dependency | Version |\n| React Native | 0.81.5 |\n| PostHog React Native SDK | ^4.12.3 |",
+            [("posthog-react-native", "4.12.3")],
+        ),
+        ("We have the posthog package version 6.3.3 (pip).", [("posthog-python", "6.3.3")]),
+        ("the posthog package version 1.2.3 in our React app", []),
     ],
 )
 def test_versions_are_the_sdks_own(text: str, expected: list[tuple[str, str | None]]) -> None:
@@ -189,6 +200,8 @@ def test_event_names_only_where_they_look_like_events() -> None:
 def test_an_api_call_starting_with_capture_takes_no_event() -> None:
     assert extract_identifiers("posthog.captureException(new Error('test')) fails").event_names == []
     assert extract_identifiers("we capture 'signup_done' on the server").event_names == ["signup_done"]
+    ids = extract_identifiers("the old call posthog.capture('user-1', 'signup') fails")
+    assert (ids.event_names, ids.distinct_ids) == (["signup"], ["user-1"])
 
 
 def test_sdk_members_and_mixed_names_are_symbols_builtins_are_not() -> None:
@@ -216,6 +229,15 @@ def test_sdk_members_and_mixed_names_are_symbols_builtins_are_not() -> None:
 def test_sdk_api_words_route_to_their_area(text: str, area: str) -> None:
     ticket = Ticket(id=1, subject="Problem", description=text)
     assert rule_intake(ticket, bundled_playbooks()).product_area == area
+
+
+def test_an_sdk_crash_on_launch_is_the_sdks_area_not_error_tracking() -> None:
+    ticket = Ticket(
+        id=1,
+        subject="Flutter app crashes on launch",
+        description="E/AndroidRuntime: FATAL EXCEPTION: main\njava.lang.NullPointerException at com.posthog.PostHog",
+    )
+    assert rule_intake(ticket, bundled_playbooks()).product_area == "events_ingestion"
 
 
 def test_api_names_are_code_symbols_never_flag_keys() -> None:

@@ -8,6 +8,7 @@
 - JSON bodies: `{"message": "…"}`, `"detail"`, `"error_description"`, `"errorMessage"`;
 - TypeScript: `Property 'x' does not exist on type 'Y'`, `Type 'X' is missing the following properties from
   type 'Y'` / `… is not assignable to …`, Next.js's `Type error: …` and `TS2339: …`;
+- pydantic: `1 validation error for QuerySchemaRoot …`;
 - Apple's uncaught exceptions: `… uncaught exception 'NSInvalidArgumentException', reason: '-[…]: …'`;
 - CLI failure lines (Docker, Go tools) without an error word: `unable to prepare context: path "rust" not found`;
 - messages without a class prefix that browsers and runtimes print (`The string did not match the expected
@@ -44,6 +45,8 @@ _TS_TYPE = re.compile(
     r" to (?:type|parameter of type)) '[^'\n]{1,120}'(?:: [^\n]{1,200})?"
 )
 _TYPE_ERROR_LINE = re.compile(r"\bType error:[ \t]+([^\n]{3,300})")  # Next.js / tsc build output
+# pydantic: "1 validation error for QuerySchemaRoot InsightVizNode.source Field required [type=missing, …]"
+_PYDANTIC = re.compile(r"\b\d{1,3} validation errors? for [A-Za-z_]\w{0,80}(?:[ \t]+[^\n]{1,250})?")
 _NS_EXCEPTION = re.compile(
     r"uncaught exception '([A-Z]\w{2,60})',[ \t]*reason:[ \t]*'([^\n]{3,300}?)'(?=[ \t]*(?:$|\n|[,.;]))",
     re.IGNORECASE | re.MULTILINE,
@@ -191,6 +194,12 @@ def extract_errors(text: str, low: str, error_phrases: Sequence[str] = ()) -> li
     for pos in find_all(low, "type error:", limit=20):
         if (m := _TYPE_ERROR_LINE.match(text, pos)) is not None:
             found.append((m.start(1), _trim(m.group(1))))
+    for pos in find_all(low, "validation error", word_start=False, limit=20):
+        start = pos
+        while start > 0 and text[start - 1] in "0123456789 ":
+            start -= 1
+        if (m := _PYDANTIC.match(text, start + (text[start] == " "))) is not None:
+            found.append((m.start(), _trim(m.group(0))))
     for pos in find_all(low, "uncaught exception '", limit=20):
         if (m := _NS_EXCEPTION.match(text, pos)) is not None:
             found.append((pos, _trim(f"{m.group(1)}: {m.group(2)}")))

@@ -189,8 +189,8 @@ def extract_flags_and_events(text: str, low: str, vocabulary: Vocabulary) -> Fla
         if d_flag is not None and is_key and (d_event is None or d_flag <= d_event or not is_event):
             if token not in events:
                 flags.add(token)
-        elif d_event is not None and is_event and token not in flags:
-            events.add(token)
+        elif d_event is not None and is_event and token not in flags and token not in distinct.items:
+            events.add(token)  # not the distinct id of `capture('user-1', 'signup')`
     for m in matches_near(_SNAKE_AFTER_EVENT, text, event_anchors, 0, 90)[:MAX_CANDIDATES]:
         if m.group(1) in flags or not event_like(m.group(1)):
             continue

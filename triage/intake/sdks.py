@@ -17,7 +17,7 @@ _CONNECT = (
 # after the SDK's name: an optional entry point (`posthog-js/react`), a closing bracket (`(posthog_flutter)`),
 # a separator, connecting words and a range operator (`^`, `~>`), then the version
 _SDK_AFTER = re.compile(
-    rf"(?![\w-])(?:(?:/[a-z][\w-]{{0,30}})?[)\]]?[\"']?[ \t]*(?:@|==|~=|>=|:|=|,|\()?[ \t]*[\"']?[ \t]*{_CONNECT}"
+    rf"(?![\w-])(?:(?:/[a-z][\w-]{{0,30}})?[)\]]?[\"']?[ \t]*(?:@|==|~=|>=|:|=|,|\(|\|)?[ \t]*[\"']?[ \t]*{_CONNECT}"
     rf"[\^~>=v]{{0,3}}[ \t]*"
     rf"(?P<ver>{_VER})"
     rf"(?![\w.]*\d)(?:[ \t]+to[ \t]+v?(?P<ver2>{_VER}))?)?",
@@ -40,6 +40,13 @@ _SDK_WORD_VERSION = re.compile(
     r"\b(?:posthog|sdk|library|lib)[ \t]+(?:version[ \t]*:?[ \t]*)?v?"
     r"(?P<ver>\d{1,4}\.\d{1,4}\.\d{1,5}(?:-[0-9A-Za-z]{1,20}(?:\.[0-9A-Za-z]{1,20}){0,3})?)(?![\w.]*\d)",
     re.IGNORECASE,
+)
+# "the posthog package version 6.3.3 (pip)": the PyPI package named in ordinary words, in a Python ticket
+_PACKAGE_WORDS = re.compile(
+    rf"[ \t]+(?:package|library|lib)[ \t]+(?:version[ \t]*:?[ \t]*)?v?(?P<ver>{_VER})"
+)
+_PYTHON_CONTEXT = re.compile(
+    r"\bpip3?\b|\bpython\b|\bpypi\b|\.py\b|\bdjango\b|\bflask\b|\bfastapi\b", re.IGNORECASE
 )
 # a pasted event: "$lib": "web", "$lib_version": "1.130.0"
 _LIB = re.compile(r"\$lib[\"']?[ \t]*[:=][ \t]*[\"']?([\w-]{2,40})")
@@ -89,8 +96,11 @@ def extract_sdks(
                     version = before.group("ver") if before else None
                 note(spec.name, pos, version, path)
         if spec.registry == "pypi" and spec.package:
+            python = _PYTHON_CONTEXT.search(text) is not None
             for pos in find_all(low, spec.package.lower(), limit=50):
                 pip = _PIP.match(text, pos + len(spec.package))
+                if pip is None and python:
+                    pip = _PACKAGE_WORDS.match(text, pos + len(spec.package))
                 if pip is not None:
                     note(spec.name, pos, pip.group("ver"))
     for spec in catalogue:
