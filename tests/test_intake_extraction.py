@@ -100,6 +100,23 @@ posthog.request.APIError: [PostHog] Unauthorized (401)
             'relation "posthog_plugin" does not exist',
         ),
         (
+            "The API says {'detail': 'Authentication credentials were not provided.', 'type': 'x'}",
+            "Authentication credentials were not provided",
+        ),
+        ("console: [PostHog.js] Failed to load surveys: TypeError: Load failed", "Failed to load surveys"),
+        (
+            "GET https://us-assets.i.posthog.com/static/array.js net::ERR_BLOCKED_BY_CLIENT",
+            "net::ERR_BLOCKED",
+        ),
+        (
+            "panic: runtime error: invalid memory address or nil pointer dereference",
+            "runtime error: invalid memory",
+        ),
+        (
+            "NoMethodError (undefined method `capture' for nil:NilClass)",
+            "NoMethodError: undefined method `capture' for nil:NilClass",
+        ),
+        (
             "Could not create dashboard: parse_error: 1 validation error for QuerySchemaRoot "
             "InsightVizNode.source Field required [type=missing]",
             "1 validation error for QuerySchemaRoot InsightVizNode.source Field required",
@@ -121,6 +138,17 @@ def test_a_message_in_inline_code_ends_at_the_backtick_and_is_listed_once() -> N
     assert extract_identifiers(text).error_messages == [
         "PostHogFetchHttpError: HTTP error while fetching PostHog: 404"
     ]
+
+
+def test_sdk_console_lines_without_a_failure_are_not_errors() -> None:
+    assert (
+        extract_identifiers("[PostHog.js] Persistence disabled, [PostHog.js] set_config done").error_messages
+        == []
+    )
+    errors = extract_identifiers(
+        "GET https://eu.posthog.com/static/array.js net::ERR_BLOCKED_BY_CLIENT"
+    ).error_messages
+    assert errors == ["net::ERR_BLOCKED_BY_CLIENT"]  # not the URL's last token before it
 
 
 def test_prose_with_failure_words_is_not_a_cli_failure_line() -> None:

@@ -5,7 +5,10 @@
 - the last line of a Python traceback, whatever the exception class is called;
 - `Error [PostHogFetchHttpError]: …` (Node's inspect format) → `PostHogFetchHttpError: …`;
 - Docker's `Error response from daemon: …`;
-- JSON bodies: `{"message": "…"}`, `"detail"`, `"error_description"`, `"errorMessage"`;
+- JSON bodies: `{"message": "…"}`, `"detail"`, `"error_description"`, `"errorMessage"`, and Python's repr of
+  them (`{'detail': '…'}`);
+- the SDKs' console lines (`[PostHog.js] Failed to load surveys: …`), Go's `panic: …`, Ruby's
+  `NoMethodError (undefined method …)`;
 - TypeScript: `Property 'x' does not exist on type 'Y'`, `Type 'X' is missing the following properties from
   type 'Y'` / `… is not assignable to …`, Next.js's `Type error: …` and `TS2339: …`;
 - pydantic: `1 validation error for QuerySchemaRoot …`;
@@ -35,9 +38,17 @@ _BRACKET_CLASS = re.compile(r"\b(?:Error|Exception)[ \t]*\[([A-Z]\w{2,60})\]:[ \
 _DOCKER = re.compile(r"Error response from daemon:[ \t]+[^\n]{3,300}")
 _JSON_MESSAGE = re.compile(
     r"[\"'](?:message|detail|error_description|errorMessage|error_message|error)[\"'][ \t]*:[ \t]*"
-    r"\"([^\"\n]{3,300})\"",
+    r"(?:\"([^\"\n]{3,300})\"|'([^'\n]{3,300})')",  # JSON, or a Python dict's repr
     re.IGNORECASE,
 )
+# SDK console lines: "[PostHog.js] Failed to load surveys: …", "[PostHog] [ErrorTracking] …"
+_SDK_LOG = re.compile(r"\[PostHog[\w .-]{0,30}\](?:[ \t]*\[[\w .-]{1,40}\])*[ \t]+([^\n]{3,250})")
+_SDK_LOG_WORD = re.compile(
+    r"\b(?:error|errors|failed|fail|failure|could not|cannot|unable|invalid|denied|refused|timed out|timeout)\b",
+    re.IGNORECASE,
+)
+_GO_PANIC = re.compile(r"\bpanic:[ \t]+([^\n]{3,300})")
+_RUBY_ERROR = re.compile(r"\b([A-Z]\w{2,60}(?:Error|Exception))[ \t]+\(([^\n()]{3,250})\)")
 _TS_PROPERTY = re.compile(r"Property '[^'\n]{1,80}' does not exist on type '[^'\n]{1,120}'")
 _TS_CODE = re.compile(r"\bTS\d{4}:[ \t]+([^\n]{3,300})")
 _TS_TYPE = re.compile(
@@ -126,7 +137,7 @@ def _phrase_messages(text: str, low: str, phrases: Sequence[str]) -> list[tuple[
         needle = phrase.lower()
         for pos in find_all(low, needle, word_start=needle[0].isalnum(), limit=20):
             start = pos
-            if phrase[0].islower():  # "x is not a function": the message starts at the token before
+            if phrase.startswith("is "):  # "x is not a function": the message starts at the token before
                 before = _TOKEN_BEFORE.search(text, max(0, pos - 82), pos)
                 start = before.start() if before else pos
                 if text[start] in "\"'`(":
@@ -207,14 +218,26 @@ def extract_errors(text: str, low: str, error_phrases: Sequence[str] = ()) -> li
         rest = m.group(1)
         if _ERROR_LINE.match(rest) is None:  # "ERROR: .FileNotFoundError: …" is a class line, found above
             found.append((m.start(1), _trim(rest)))
+    for m in matches_near(_SDK_LOG, text, find_all(low, "[posthog", word_start=False, limit=20), 0, 340):
+        if _SDK_LOG_WORD.search(m.group(1)):
+            found.append((m.start(1), _trim(m.group(1))))
+    for pos in find_all(low, "panic:", limit=10):
+        if (m := _GO_PANIC.match(text, pos)) is not None:
+            found.append((pos, _trim(m.group(1))))
+    for m in matches_near(
+        _RUBY_ERROR, text, anchors(low, ("error (", "exception ("), word_start=False), 64, 260
+    ):
+        found.append((m.start(), _trim(f"{m.group(1)}: {m.group(2)}")))
     failure_anchors = anchors(low, ("unable to", "failed to", "could not", "cannot", "can't"))
     for m in matches_near(_FAILURE_LINE, text, failure_anchors, 40, 300):
         found.append((m.start(1), _trim(m.group(1))))
     json_anchors = anchors(
-        low, ('"message"', '"detail"', '"error', '"errormessage"', "'message'"), word_start=False
+        low,
+        ('"message"', '"detail"', '"error', '"errormessage"', "'message'", "'detail'", "'error"),
+        word_start=False,
     )
     for m in matches_near(_JSON_MESSAGE, text, json_anchors, 2, 340):
-        value = m.group(1)
+        value = m.group(1) or m.group(2)
         if " " in value.strip() and any(c.isalpha() for c in value):
             found.append((m.start(1), _trim(value)))
     found += _phrase_messages(text, low, error_phrases)
