@@ -117,11 +117,37 @@ def test_plan_groups_repos_with_or_and_sends_the_variants() -> None:
 
 def test_error_message_core_is_quoted_without_customer_values() -> None:
     intake = seed_intake(
-        error_messages=["TypeError: Cannot read properties of undefined (reading 'user_12345')"]
+        error_messages=["Error: Survey 'user_12345' could not be rendered: container not found"]
     )
     queries = {q["variant"]: q["q"] for q in GitHubSource().plan(intake, SURVEYS)[0].arguments["queries"]}
-    assert queries["error"].startswith('"TypeError Cannot read properties of undefined reading"')
+    assert queries["error"].startswith('"could not be rendered container not found"')
     assert "user_12345" not in queries["error"]
+
+
+def test_error_core_keeps_the_sdk_method_and_drops_generic_phrases() -> None:
+    def error_query(message: str, symbols: list[str] | None = None) -> str:
+        intake = seed_intake(error_messages=[message], code_symbols=symbols or [])
+        queries = GitHubSource().plan(intake, SURVEYS)[0].arguments["queries"]
+        return next((q["q"] for q in queries if q["variant"] == "error"), "")
+
+    # a quoted word that is one of the ticket's public symbols is the SDK's method, not a customer value
+    quoted = error_query("TypeError: Cannot read property 'getDistinctId' of undefined", ["getDistinctId"])
+    assert quoted.startswith('"TypeError Cannot read property getDistinctId of undefined"')
+    assert error_query("TypeError: posthog.loadToolbar is not a function").startswith(
+        '"TypeError posthog.loadToolbar is not a function"'
+    )
+    # only generic words left: thousands of unrelated issues say this, so no error query
+    assert error_query("TypeError: Cannot read properties of undefined (reading 'user_12345')") == ""
+    assert error_query("TypeError: acme_12345.init is not a function") == ""
+
+
+def test_the_symbol_named_in_the_error_is_tried_first_and_built_ins_never() -> None:
+    intake = seed_intake(
+        code_symbols=["PostHogProvider", "getDistinctId", "toolbarJSON"],
+        error_messages=["TypeError: Cannot read property 'getDistinctId' of undefined"],
+    ).model_copy(update={"symptom_keywords": ["TypeError", "identify", "displaySurvey"]})
+    symbols = GitHubSource().plan(intake, SURVEYS)[0].arguments["symbols"]
+    assert symbols[0] == "getDistinctId" and "TypeError" not in symbols
 
 
 def test_legacy_repo_is_searched_for_node_and_react_native() -> None:

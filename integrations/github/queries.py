@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from triage.models import Intake
+from triage.playbooks import bundled_vocabulary
 
 MAX_TEXT_CHARS = 256  # GitHub: queries longer than 256 characters (not counting qualifiers) fail
 MAX_REPOS = 6  # "(repo:A OR … )" with at most five OR operators (GitHub allows five)
@@ -59,6 +60,8 @@ _VOCABULARY = yaml.safe_load(
 _STOPWORDS = frozenset(str(w).lower() for w in _VOCABULARY["stopwords"])
 _GENERIC_HOST_LABELS = frozenset(str(w).lower() for w in _VOCABULARY["generic_host_labels"])
 _STATE_WORDS = frozenset(str(w).lower() for w in _VOCABULARY["state_words"])
+_GENERIC_ERROR_WORDS = frozenset(str(w).lower() for w in _VOCABULARY["generic_error_words"])
+_HUMP = re.compile(r"[a-z0-9][A-Z]")
 _ERROR_PREFIX = re.compile(r"^\s*(?:uncaught\s+(?:\(in promise\)\s*)?|error:\s*|\.)", re.I)
 
 
@@ -157,9 +160,12 @@ def _symbol(raw: str) -> str:
     return text if _SYMBOL.match(text) and 3 <= len(text) <= 60 else ""
 
 
-def _distinctiveness(symbol: str) -> tuple[int, int]:
-    humps = sum(1 for ch in symbol[1:] if ch.isupper()) + symbol.count(".") + symbol.count("_")
-    return (min(humps, 3), len(symbol))
+def _distinctiveness(symbol: str, error_words: set[str]) -> tuple[bool, int, int]:
+    """Named in the error message first (the failing API), then camel humps (`toolbarJSON` has one,
+    not four), dots and underscores, then length."""
+    named = symbol.lower().split(".")[-1] in error_words
+    humps = len(_HUMP.findall(symbol)) + symbol.count(".") + symbol.count("_")
+    return (named, min(humps, 3), len(symbol))
 
 
 def extract_terms(intake: Intake, area_terms: Sequence[str] = ()) -> SearchTerms:
@@ -174,8 +180,14 @@ def extract_terms(intake: Intake, area_terms: Sequence[str] = ()) -> SearchTerms
             candidates.append(_symbol(keyword))
     for message in ids.error_messages:
         candidates += [_symbol(m) for m in _ERROR_CLASS.findall(message) if m not in ("Error", "Exception")]
-    symbols = [s for s in _unique(candidates) if s and all(privacy.allows(p) for p in s.split("."))]
-    symbols.sort(key=_distinctiveness, reverse=True)
+    generic = {g.lower() for g in bundled_vocabulary().generic_symbols}
+    symbols = [
+        s
+        for s in _unique(candidates)
+        if s and s.lower() not in generic and all(privacy.allows(p) for p in s.split("."))
+    ]
+    error_words = {w.lower() for m in ids.error_messages for w in re.findall(r"[\w$]+", m)}
+    symbols.sort(key=lambda s: _distinctiveness(s, error_words), reverse=True)
     symbol_words = {s.lower() for s in symbols} | {p.lower() for s in symbols for p in s.split(".")}
 
     sdk_names = {s.name.lower() for s in ids.sdks} | {"posthog-js", "posthog"}
@@ -198,7 +210,7 @@ def extract_terms(intake: Intake, area_terms: Sequence[str] = ()) -> SearchTerms
 
     error_core = ""
     for message in ids.error_messages:
-        error_core = core_of_error(message, privacy)
+        error_core = core_of_error(message, privacy, symbols)
         if error_core:
             break
 
@@ -210,25 +222,43 @@ def extract_terms(intake: Intake, area_terms: Sequence[str] = ()) -> SearchTerms
     return SearchTerms(symbols[:3], symptoms, error_core, area, _unique(model)[:4])
 
 
-def core_of_error(message: str, privacy: Privacy) -> str:
+def core_of_error(message: str, privacy: Privacy, symbols: Sequence[str] = ()) -> str:
     """The longest run of clean words of an error message (3–8 words): customer values cut out.
 
-    A word is clean when the privacy filter allows it and it is not quoted (customers' values are
-    usually quoted in error messages). "TypeError: Cannot read properties of undefined (reading 'x')"
-    → "TypeError Cannot read properties of undefined reading".
+    A word is clean when the privacy filter allows it, has no digit, and is not quoted (customers'
+    values are usually quoted in error messages) unless it is one of the ticket's public `symbols`
+    (`Cannot read property 'getDistinctId' of undefined` names the SDK's method). Code words such as
+    `posthog.loadToolbar` are kept. A core that says nothing distinctive (no code word and fewer than
+    two words outside `generic_error_words`: "is not a function", "TypeError Cannot read property")
+    is no core: that phrase is in thousands of unrelated issues.
+    "TypeError: Cannot read properties of undefined (reading 'x')" → "TypeError Cannot read properties
+    of undefined reading" (no: only generic words) → "".
     """
+    public = {s.lower() for s in symbols} | {s.lower().split(".")[-1] for s in symbols}
     text = _ERROR_PREFIX.sub("", message.strip().splitlines()[0] if message.strip() else "")
     runs: list[list[str]] = [[]]
     for raw in text.split():
         quoted = raw[:1] in "'\"`" or (raw[-1:] in "'\"`" and not raw.endswith("'s"))
         word = raw.strip("\"'`.,;:!?()[]{}<>")
-        inner_ok = bool(word) and re.fullmatch(r"[A-Za-z][A-Za-z'-]*", word) is not None
-        if quoted or not inner_ok or not privacy.allows(word):
+        code = _SYMBOL.match(word) is not None and not re.fullmatch(r"[A-Za-z][a-z'-]*", word)
+        plain = re.fullmatch(r"[A-Za-z][A-Za-z'-]*", word) is not None
+        clean = bool(word) and (plain or code) and privacy.allows(word)
+        if not clean or (quoted and word.lower() not in public):
             runs.append([])
             continue
         runs[-1].append(word)
-    best = max(runs, key=len)
+    best = max((run for run in runs if _distinctive(run)), key=len, default=[])
     return " ".join(best[:8]) if len(best) >= 3 else ""
+
+
+def _distinctive(run: list[str]) -> bool:
+    words = [w.lower() for w in run[:8]]
+    if any(
+        not re.fullmatch(r"[A-Za-z][a-z'-]*", w) for w in run[:8] if w.lower() not in _GENERIC_ERROR_WORDS
+    ):
+        return True  # a code word (camelCase, dotted, snake_case) that is not a built-in error class
+    content = [w for w in words if w not in _STOPWORDS and w not in _GENERIC_ERROR_WORDS and len(w) >= 3]
+    return len(content) >= 2
 
 
 # ---------------------------------------------------------------- queries
