@@ -206,6 +206,9 @@ def test_versions_in_phrasing_and_manifests(text: str, sdk: str, version: str) -
             [("posthog-react-native", "4.12.3")],
         ),
         ("We have the posthog package version 6.3.3 (pip).", [("posthog-python", "6.3.3")]),
+        ("We use posthog-node, latest version (4.3.1)", [("posthog-node", "4.3.1")]),
+        ("Using posthog-js (latest, 1.236.0)", [("posthog-js", "1.236.0")]),
+        ("posthog-js – 1.130.2", [("posthog-js", "1.130.2")]),
         ("the posthog package version 1.2.3 in our React app", []),
     ],
 )
