@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     slack_triage_shared_messages: bool = False  # "Triage this message" on Slack Connect messages
     slack_followup_any_reply: bool = False
     slack_update_interval_seconds: float = 1.0
+    # chat.postMessage pace per channel, shared by all replicas (bot/slack_pacing.py); 0 turns it off
+    slack_post_interval_seconds: float = 1.0
+    slack_post_burst: int = 3  # messages that may go at once before the pace applies
 
     # --- Zendesk
     zendesk_url: str = ""  # https://acme.zendesk.com (wins over the subdomain)

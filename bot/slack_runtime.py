@@ -1,7 +1,8 @@
 """The Slack side of the bot, per process: the Web API client, posting, pacing and live card updates.
 
 - `build_client`: slack-sdk's `AsyncWebClient` with its retry handlers (429 → waits Retry-After,
-  connection errors → retried), pointed at SLACK_API_URL.
+  connection errors → retried), pointed at SLACK_API_URL; its chat.postMessage keeps the channel's
+  posting pace shared by all replicas (`bot.slack_pacing`).
 - `SlackRuntime`: one per `Services` (`runtime_for`): the client, access control and the background
   tasks shutdown waits for. It holds no state about tickets or runs: that lives in the store, so any
   replica can serve any click or reply.
@@ -34,6 +35,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.access import AccessControl, slack_error
 from bot.settings import Settings, secret
+from bot.slack_pacing import ChannelPacer, PacedWebClient
 from formatting.cards import CardState, error_message
 from triage.protocols import ConfigError, ProgressEvent
 
@@ -45,7 +47,7 @@ log = logging.getLogger(__name__)
 SLACK_TIMEOUT_S = 30
 
 
-def build_client(settings: Settings) -> AsyncWebClient:
+def build_client(settings: Settings, pacer: ChannelPacer | None = None) -> AsyncWebClient:
     token = secret(settings.slack_bot_token)
     if not token:
         raise ConfigError(
@@ -54,7 +56,8 @@ def build_client(settings: Settings) -> AsyncWebClient:
     base_url = settings.slack_api_url or "https://slack.com/api/"
     if not base_url.endswith("/"):
         base_url += "/"  # slack-sdk joins with urljoin: a path without "/" loses its last segment
-    return AsyncWebClient(
+    return PacedWebClient(
+        pacer=pacer,
         token=token,
         base_url=base_url,
         timeout=SLACK_TIMEOUT_S,
@@ -70,7 +73,9 @@ class SlackRuntime:
 
     def __init__(self, services: Services, client: AsyncWebClient | None = None) -> None:
         self.services = services
-        self.client = client or build_client(services.settings)
+        settings = services.settings
+        pacer = ChannelPacer(services.store, settings.slack_post_interval_seconds, settings.slack_post_burst)
+        self.client = client or build_client(settings, pacer)
         self.access = AccessControl(services.settings, self.client)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.closing = False

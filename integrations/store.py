@@ -55,7 +55,7 @@ from sqlalchemy.engine import Connection, RowMapping, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
-from integrations import store_stats
+from integrations import store_pace, store_stats
 from integrations.schema_migrations import LOCK_NAMESPACE, prepare_schema
 from integrations.store_schema import (
     artefacts,
@@ -1015,6 +1015,13 @@ class SqlStore:
             return None if row is None else (str(row[0]), int(row[1]))
 
         return await self._call(self._read, do)
+
+    # ------------------------------------------------------------ Slack posting pace
+
+    async def reserve_post_slot(self, channel: str, interval_s: float, burst: int) -> float:
+        """Not in the protocol: reserve the channel's next chat.postMessage slot, shared by all
+        replicas (`integrations.store_pace`); returns the seconds to wait before posting."""
+        return await self._call(store_pace.reserve_slot, self.engine, channel, interval_s, burst)
 
     # ------------------------------------------------------------ ticket state
 

@@ -203,3 +203,13 @@ draft_outcomes = Table(
     ts("created_at", nullable=False),
     Index("ix_draft_outcomes_created", "created_at"),
 )
+
+# Slack's chat.postMessage pace per channel, shared by all replicas (`integrations.store_pace`):
+# the theoretical time (Unix seconds) of the channel's next message
+slack_pace = Table(
+    "slack_pace",
+    metadata,
+    Column("channel", String(64), primary_key=True),
+    Column("next_at", Float, nullable=False),
+    ts("updated_at", nullable=False),
+)
