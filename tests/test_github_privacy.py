@@ -109,3 +109,16 @@ def test_platform_words_imply_the_sdk_but_not_in_a_browser() -> None:
     implied = extract_sdks("the survey never shows on Android", catalogue)
     assert [(s.name, s.implied) for s in implied] == [("posthog-android", True)]
     assert [s.implied for s in extract_sdks("posthog-android 3.1.0 on Android", catalogue)] == [False]
+
+
+def test_query_syntax_in_a_model_query_is_defused() -> None:
+    # `word:value` would be an (unknown) qualifier that matches nothing; NOT and a leading "-" negate
+    intake = Intake(
+        product_area="surveys",
+        symptom_keywords=["survey"],
+        search_queries=["survey page:header NOT shown -popover (mobile)"],
+        identifiers=Identifiers(sdks=[Sdk(name="posthog-js", version="1.290.1")]),
+    )
+    task = next(t for t in GitHubSource().plan(intake, SURVEYS) if t.key == "github:model_queries")
+    query = task.arguments["queries"][0]["q"]
+    assert query.startswith('survey "page header" not shown popover mobile (repo:')

@@ -281,13 +281,22 @@ def repo_scope(repos: Sequence[str]) -> str:
 
 
 def _fmt(term: str) -> str:
-    return f'"{term}"' if " " in term else term
+    """A term as plain search text: GitHub's query syntax inside it is defused.
+
+    `word:value` would be read as a qualifier (an unknown one matches nothing), a leading `-` negates,
+    upper-case AND/OR/NOT are operators, and quotes and parentheses group; a model-written query may
+    hold any of them.
+    """
+    words = [w.lstrip("-") for w in re.sub(r"[:\"()]", " ", term).split()]
+    words = [w.lower() if w in ("AND", "OR", "NOT") else w for w in words if w]
+    text = " ".join(words)
+    return f'"{text}"' if " " in text else text
 
 
 def build_query(terms: Sequence[str], repos: Sequence[str], kind: str = "issue") -> str:
     """Terms + `(repo:… OR …) is:<kind>`; trailing terms are dropped until the text fits 256 chars."""
     quals = " ".join(x for x in (repo_scope(repos), f"is:{kind}") if x)
-    kept = [_fmt(t) for t in terms if t]
+    kept = [f for f in (_fmt(t) for t in terms) if f]
     while kept and len(" ".join(kept)) > MAX_TEXT_CHARS:
         kept.pop()
     return f"{' '.join(kept)} {quals}".strip() if kept else ""
