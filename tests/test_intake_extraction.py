@@ -209,6 +209,10 @@ def test_versions_in_phrasing_and_manifests(text: str, sdk: str, version: str) -
         ("We use posthog-node, latest version (4.3.1)", [("posthog-node", "4.3.1")]),
         ("Using posthog-js (latest, 1.236.0)", [("posthog-js", "1.236.0")]),
         ("posthog-js – 1.130.2", [("posthog-js", "1.130.2")]),
+        ("Depuis la mise à jour de posthog-js vers 1.2.3", [("posthog-js", "1.2.3")]),
+        ("Después de actualizar posthog-js de 1.2.0 a 1.2.3", [("posthog-js", "1.2.3")]),
+        ("Depois de atualizar o posthog-js para 1.2.3", [("posthog-js", "1.2.3")]),
+        ("posthog-js in a Next.js 14.2.5 app", [("posthog-js", None)]),
         ("the posthog package version 1.2.3 in our React app", []),
     ],
 )

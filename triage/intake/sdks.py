@@ -11,7 +11,8 @@ from triage.playbooks import SdkSpec, bundled_sdk_catalogue, implied_sdks
 
 _VER = r"\d{1,4}\.\d{1,4}(?:\.\d{1,5})?(?:-[0-9A-Za-z]{1,20}(?:\.[0-9A-Za-z]{1,20}){0,3})?"
 _CONNECT = (
-    r"(?:(?:to|version|versión|versão|ver\.?|at|is|on|from|auf|sur|en|em|v|which|currently|now|the|latest)"
+    r"(?:(?:to|version|versión|versão|ver\.?|at|is|on|from|auf|sur|en|em|v|which|currently|now|the|latest"
+    r"|vers|à|a|para|de|von|la|na|no|in|do|da)"
     r"[ \t]*[:,]?[ \t]+){0,4}[(\[]?[ \t]*"
 )
 # after the SDK's name: an optional entry point (`posthog-js/react`), a closing bracket (`(posthog_flutter)`),
@@ -20,7 +21,7 @@ _SDK_AFTER = re.compile(
     rf"(?![\w-])(?:(?:/[a-z][\w-]{{0,30}})?[)\]]?[\"']?[ \t]*(?:@|==|~=|>=|:|=|,|\(|\||–|—)?[ \t]*[\"']?[ \t]*{_CONNECT}"
     rf"[\^~>=v]{{0,3}}[ \t]*"
     rf"(?P<ver>{_VER})"
-    rf"(?![\w.]*\d)(?:[ \t]+to[ \t]+v?(?P<ver2>{_VER}))?)?",
+    rf"(?![\w.]*\d)(?:[ \t]+(?:to|a|à|auf|para|vers|naar)[ \t]+(?:la[ \t]+)?v?(?P<ver2>{_VER}))?)?",
     re.IGNORECASE,
 )
 _SDK_BEFORE = re.compile(
