@@ -215,6 +215,21 @@ async def test_seed_display_survey_known_bug_fix_pr_and_fixed_in(fake: GitHubFak
     assert len(release_pages) > 2 and "1" in release_pages
 
 
+async def test_a_fix_pr_found_directly_leads_to_the_issue_it_closes(fake: GitHubFake) -> None:
+    # the reporter's words are the fix PR's ("popover", "dom"), not the issue's: the PR names the issue
+    intake = seed_intake().model_copy(update={"symptom_keywords": ["popover", "dom", "cleanup"]})
+    rows = await run(source(fake.url, semantic_search=False), intake)
+    pull = next(r for r in rows if r.data.get("number") == 2595)
+    assert pull.data["closes_issue_url"] == f"https://github.com/{JS}/issues/2586"
+    issue = next(r for r in rows if r.data.get("number") == 2586)
+    assert rows.index(issue) == rows.index(pull) + 1
+    assert issue.data["kind"] == "issue" and issue.data["query_variant"] == "closed_by_found_pr"
+    assert issue.data["found_via_pr_url"] == f"https://github.com/{JS}/pull/2595"
+    assert issue.data["fix_pr_number"] == 2595 and issue.data["fixed_in"] == "1.296.0"
+    assert issue.data["customer_affected"] is True
+    assert "fixes_issue" not in pull.data and "fixes_issue" not in issue.data
+
+
 async def test_customer_already_on_the_fix_is_not_told_to_upgrade(fake: GitHubFake) -> None:
     rows = await run(source(fake.url), seed_intake(version="1.300.0"))
     data = rows[0].data
@@ -347,3 +362,13 @@ async def test_replay_unknown_path_is_404() -> None:
 def test_task_arguments_are_json() -> None:
     task: ResearchTask = GitHubSource().plan(seed_intake(), SURVEYS)[0]
     assert ResearchTask.model_validate_json(task.model_dump_json()) == task
+
+
+def test_closing_references_in_a_pr_body() -> None:
+    from integrations.github.fixes import closed_issues
+
+    body = (
+        "Fixes #12. Also closes PostHog/posthog#3 and resolves https://github.com/PostHog/posthog-js/issues/4; "
+        "see #99 (not closed). Fixes #12 again."
+    )
+    assert closed_issues(body, JS) == [(JS, 12), ("PostHog/posthog", 3), (JS, 4)]

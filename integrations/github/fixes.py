@@ -5,6 +5,9 @@ commit; `GET /repos/{o}/{r}/commits/{sha}/pulls` gives its merged PR (`fix_basis
 Otherwise the `cross-referenced` PRs are ranked: merged first, then a closing keyword ("fixes #N"),
 then same repository, then the latest merge (`fix_basis: cross_reference`).
 
+The other way round: a PR found by the search names the issue it closes (`closed_issues`), so a fix
+PR found directly leads to its known issue too.
+
 Fixed-in: the earliest release published after the merge that contains the fix. Releases are listed
 newest first, 100 per page; the page where the merge time falls is found by bisecting the page
 numbers (`Link: rel="last"` gives the count), so an old fix in a fast-releasing repository (posthog-js
@@ -42,6 +45,24 @@ class Fix:
     merged_at: str | None
     merge_sha: str | None
     basis: str  # closing_commit | cross_reference
+
+
+_CLOSES = re.compile(
+    r"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s*:?\s+"
+    r"(?:https://github\.com/([\w.-]+/[\w.-]+)/issues/|([\w.-]+/[\w.-]+)?#)(\d+)\b",
+    re.I,
+)
+
+
+def closed_issues(text: str, repo: str) -> list[tuple[str, int]]:
+    """The issues a PR body closes with GitHub's keywords ("Fixes #12", "closes owner/repo#3", "resolves
+    https://github.com/owner/repo/issues/4"), in order; `repo` is the PR's own repository."""
+    out: list[tuple[str, int]] = []
+    for m in _CLOSES.finditer(text):
+        ref = (m.group(1) or m.group(2) or repo, int(m.group(3)))
+        if ref not in out:
+            out.append(ref)
+    return out
 
 
 def parse_time(value: Any) -> datetime | None:

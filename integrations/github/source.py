@@ -28,6 +28,8 @@ facts only from here (`KNOWN_BUG_KEYS`):
   query_variant        which query found it first (symbol, symbol_symptom, error, symptom, pr, semantic, model:N)
                        or "fix_follow_up" for the fixing PR of a followed issue (match_signal "fix_of_match",
                        fixes_issue_url = the issue; exact_match false: the issue row carries the known bug)
+                       or "closed_by_found_pr" for the issue a found PR closes ("Fixes #N"; found_via_pr_url =
+                       the PR; scored against the ticket like any hit, with the PR's fix facts)
   fix_pr_url, fix_pr_number, fix_pr_title, fix_merged, merged_at, fix_basis
   fixed_in             version of the first release after the merge that contains the fix (or None)
   fixed_in_tag, release_url, released_at, fixed_in_basis ("changelog" | "release_after_merge")
@@ -35,6 +37,7 @@ facts only from here (`KNOWN_BUG_KEYS`):
   customer_affected    True when older than fixed_in, False when it already has the fix, None unknown
   upgrade_to           fixed_in when customer_affected is True, else None
   workaround           a comment on the issue that describes a workaround (if any)
+  closes_issue_url     on a PR row: the issue its body closes ("Fixes #N"), which becomes a row too
   followup_error       why the fix/release lookup is incomplete (if it is)
 """
 
@@ -50,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from integrations.github.client import GitHubClient, headers
-from integrations.github.fixes import Fix, find_fix, find_release
+from integrations.github.fixes import Fix, closed_issues, find_fix, find_release
 from integrations.github.queries import Query, extract_terms, model_queries, plan_queries, relaxed_queries
 from integrations.github.ranking import Match, rank_key, repo_of, score
 from integrations.http import SourceHttpError
@@ -308,11 +311,18 @@ class GitHubSource:
         follow = ranked[:FOLLOW_UPS]
         extra = await asyncio.gather(*(self._follow_up(client, item, sdks) for item, _, _ in follow))
         facts = {id(item): data for (item, _, _), data in zip(follow, extra, strict=True)}
-        rows = [
-            self._row(task, query, item, match, facts.get(id(item), {}), sdks, started)
-            for item, query, match in ranked
-        ]
-        shown = {str(r.url) for r in rows}
+        rows: list[Evidence] = []
+        shown = {str(item.get("html_url")) for item, _, _ in ranked}
+        for item, query, match in ranked:
+            data = facts.get(id(item), {})
+            issue = data.get("fixes_issue")
+            own = {k: v for k, v in data.items() if k != "fixes_issue"}
+            if isinstance(issue, dict):
+                own["closes_issue_url"] = issue.get("html_url")
+            rows.append(self._row(task, query, item, match, own, sdks, started))
+            if isinstance(issue, dict) and str(issue.get("html_url")) not in shown:
+                shown.add(str(issue.get("html_url")))  # the known issue of a fix PR found directly
+                rows.append(self._issue_of_fix_row(task, query, item, issue, data, sdks, started))
         for (item, query, match), data in zip(follow, extra, strict=True):
             if match.signal == "weak_match" or "pull_request" in item:
                 continue
@@ -344,6 +354,9 @@ class GitHubSource:
         try:
             pull = item.get("pull_request")
             if isinstance(pull, dict):
+                issue = await self._closed_issue(client, item)
+                if issue is not None:
+                    out["fixes_issue"] = issue
                 if not pull.get("merged_at"):
                     return out
                 try:  # the merge commit lets the release notes be matched by commit too
@@ -381,6 +394,17 @@ class GitHubSource:
             kind = exc.kind if isinstance(exc, SourceHttpError) else type(exc).__name__
             out["followup_error"] = f"{kind}: {str(exc)[:200]}"
         return out
+
+    async def _closed_issue(self, client: GitHubClient, pull: dict[str, Any]) -> dict[str, Any] | None:
+        """The issue a PR says it closes ("Fixes #N"), read from GitHub; None when it names none."""
+        for repo, number in closed_issues(str(pull.get("body") or ""), repo_of(pull))[:1]:
+            try:
+                issue = await client.get_dict(f"/repos/{repo}/issues/{number}")
+            except SourceHttpError:
+                return None
+            if "pull_request" not in issue and issue.get("html_url"):
+                return issue
+        return None
 
     def _fix_sdks(self, repo: str, sdk_names: list[str]) -> list[str]:
         """The ticket's SDKs that live in `repo` (their release tags scope fixed-in in a monorepo)."""
@@ -480,6 +504,31 @@ class GitHubSource:
         row.summary = (
             f"Fix PR {repo}#{pull['number']} for {issue.get('html_url')}; " + row.summary.split("; ", 1)[-1]
         )
+        return row
+
+    def _issue_of_fix_row(
+        self,
+        task: ResearchTask,
+        query: Query,
+        pull: dict[str, Any],
+        issue: dict[str, Any],
+        facts: dict[str, Any],
+        sdks: list[dict[str, Any]],
+        started: float,
+    ) -> Evidence:
+        """The issue a found PR closes, scored against the ticket like any hit, with the PR's fix facts."""
+        args = task.arguments
+        sdk_names = [str(s.get("name") or "") for s in sdks if s.get("name")]
+        match = score(
+            issue,
+            [str(s) for s in args.get("symbols") or []],
+            [str(s) for s in args.get("symptoms") or []],
+            str(args.get("error_core") or ""),
+            sdk_names,
+        )
+        fix_facts = {k: v for k, v in facts.items() if k not in ("fixes_issue", "workaround")}
+        row = self._row(task, query, issue, match, fix_facts, sdks, started)
+        row.data.update(query_variant="closed_by_found_pr", found_via_pr_url=pull.get("html_url"))
         return row
 
     def _customer_version(self, repo: str, data: dict[str, Any], sdks: list[dict[str, Any]]) -> str | None:
