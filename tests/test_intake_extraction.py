@@ -140,6 +140,33 @@ def test_a_message_in_inline_code_ends_at_the_backtick_and_is_listed_once() -> N
     ]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            'La página de facturación dice "No se pudo cargar la suscripción"',
+            "No se pudo cargar la suscripción",
+        ),
+        (
+            "La page affiche « Impossible de charger l'abonnement » depuis hier",
+            "Impossible de charger l'abonnement",
+        ),
+        ('Wir bekommen den Fehler "Non-OK response" bei jedem Sync', "Non-OK response"),
+        ('Recebemos o erro "Non-OK response" em cada sincronização', "Non-OK response"),
+        ("Die Meldung „Zugriff verweigert“ erscheint", "Zugriff verweigert"),
+    ],
+)
+def test_quoted_messages_in_the_ticket_languages(text: str, expected: str) -> None:
+    assert extract_identifiers(text).error_messages == [expected]
+
+
+def test_quoted_names_in_other_languages_are_not_errors() -> None:
+    text = (
+        'Nuestro "dashboard nuevo" muestra datos y la "encuesta" también. Wir sehen \'Revenue\' im Dashboard'
+    )
+    assert extract_identifiers(text).error_messages == []
+
+
 def test_sdk_console_lines_without_a_failure_are_not_errors() -> None:
     assert (
         extract_identifiers("[PostHog.js] Persistence disabled, [PostHog.js] set_config done").error_messages

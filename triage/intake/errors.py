@@ -70,25 +70,34 @@ _FAILURE_LINE = re.compile(
     re.MULTILINE,
 )
 _TRACEBACK_END = re.compile(r"([A-Za-z_][\w.]{0,120})(?::[ \t]*([^\n]{0,300}))?")
-_ERROR_QUOTED = re.compile(r"[\"“`]([^\"”`\n]{3,400})[\"”`]|(?<![\w'])'([^'\n]{3,200})'(?![\w'])")
+_ERROR_QUOTED = re.compile(  # "…", “…”, `…`, '…', French « … » and German „…“
+    r"[\"“`]([^\"”`\n]{3,400})[\"”`]|(?<![\w'])'([^'\n]{3,200})'(?![\w'])"
+    r"|«[ \t\u00a0]*([^»\n]{3,400}?)[ \t\u00a0]*»|„([^“”\n]{3,400})[“”]"
+)
+# the words around a quoted message, in the ticket languages the playbooks route (en, es, de, fr, pt)
+_SAYING_WORDS = (
+    "says|said|saying|shows|showing|displays|message|warning|reads|get|getting|see|seeing|"
+    "dice|dijo|muestra|aparece|sale|mensaje|sagt|zeigt|steht|erscheint|meldet|meldung|"
+    "dit|affiche|indique|apparaît|diz|mostra|exibe|mensagem"
+)
+_ERROR_WORDS = (
+    "error|exception|failed|failure|cannot|unable|denied|refused|invalid|unauthorized|forbidden|"
+    "timed out|timeout|fehler|fehlgeschlagen|ungültig|erreur|échec|impossible de|invalide|erro|falha|"
+    "inválido|não foi possível|no se pudo|no se puede|falló|konnte nicht|kann nicht|verweigert|refusé|denegado|"
+    "negado|rechazado"
+)
 # a quoted sentence right after a verb of saying is the message the customer saw, error word or not
 _SAID = re.compile(
-    r"\b(?:says?|said|saying|shows?|showing|displays?|message|warning|reads?|get|gets|getting|see|seeing)"
-    r"[ \t]*:?[ \t]*\Z",
+    rf"\b(?:says?|shows?|displays?|reads?|gets|{_SAYING_WORDS})[ \t]*:?[ \t]*\Z",
     re.IGNORECASE,
 )
 # a quoted text right after the word "error" is the message itself, even without an error word in it
-_AFTER_ERROR = re.compile(r"\b(?:error|exception)(?:[ \t]+message)?[ \t]*:?[ \t]*\Z", re.IGNORECASE)
-_ERROR_QUOTED_WORD = re.compile(
-    r"\b(?:error|exception|failed|failure|cannot|unable|denied|refused|invalid|unauthorized|forbidden"
-    r"|timed out|timeout)\b",
-    re.IGNORECASE,
+_AFTER_ERROR = re.compile(
+    r"\b(?:error|exception|fehler|fehlermeldung|erreur|erro)(?:[ \t]+message)?[ \t]*:?[ \t]*\Z", re.IGNORECASE
 )
-_ERROR_ANCHORS = word_list(
-    "error|exception|failed|failure|cannot|unable|denied|refused|invalid|unauthorized|forbidden|"
-    "timed out|timeout"
-)
-_SAYING = word_list("says|said|saying|shows|showing|displays|message|warning|reads|get|getting|see|seeing")
+_ERROR_QUOTED_WORD = re.compile(rf"\b(?:{_ERROR_WORDS})\b", re.IGNORECASE)
+_ERROR_ANCHORS = word_list(_ERROR_WORDS)
+_SAYING = word_list(_SAYING_WORDS)
 _HTTP_ERROR = re.compile(
     r"\b([45]\d\d)[ \t]+(Bad Request|Unauthorized|Forbidden|Not Found|Method Not Allowed|Conflict"
     r"|Payload Too Large|Content Too Large|Too Many Requests|Internal Server Error|Bad Gateway"
@@ -176,7 +185,7 @@ def _traceback_ends(text: str) -> list[tuple[int, str]]:
 def extract_errors(text: str, low: str, error_phrases: Sequence[str] = ()) -> list[str]:
     """Every error message in the text (module docstring), in text order, at most MAX_PER_TYPE."""
     found: list[tuple[int, str]] = []
-    error_anchors = anchors(low, ("error", "exception"), word_start=False)
+    error_anchors = anchors(low, ("error", "exception", "fehler", "erreur", "erro"), word_start=False)
     for pos in anchors(low, ("error:", "exception:"), word_start=False):
         start = pos  # walk back over the class name ("requests.exceptions.ConnectionError")
         while start > 0 and pos - start < 200 and (text[start - 1].isalnum() or text[start - 1] in "_."):
@@ -245,7 +254,7 @@ def extract_errors(text: str, low: str, error_phrases: Sequence[str] = ()) -> li
     quoted += matches_near(_ERROR_QUOTED, text, anchors(low, _SAYING), 0, 240, cover=False)
     quoted += matches_near(_ERROR_QUOTED, text, error_anchors, 0, 40, cover=False)
     for m in quoted:
-        value = (m.group(1) or m.group(2) or "").strip()
+        value = next((g for g in m.groups() if g), "").strip()
         said = _SAID.search(text, max(0, m.start() - 20), m.start()) is not None
         after_error = _AFTER_ERROR.search(text, max(0, m.start() - 24), m.start()) is not None
         words = len(value.split())
