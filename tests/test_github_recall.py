@@ -302,3 +302,14 @@ async def test_the_best_word_is_searched_with_the_area_term() -> None:
     hit = next(r for r in rows if r.data.get("number") == 596)
     assert hit.query.startswith('screens "session replay" (') and hit.data["query_variant"] == "relaxed:2"
     assert hit.data["match_signal"] == "weak_match"  # one of the ticket's words: a lead, not a claim
+
+
+async def test_no_relaxed_round_after_a_slow_first_round() -> None:
+    intake = replay_intake("screens", "replays", "jumping")
+    with GitHubFake().load(DROPPED_SCREENS) as fake:
+        src = GitHubSource(fake.url, timeout_s=5, max_retries=0, semantic_search=False, relax_within_s=0)
+        task = src.plan(intake, REPLAY)[0]
+        rows = await src.execute(task)
+        sent = [s["q"] for s in fake.searches()]
+    assert sorted(sent) == sorted(q["q"] for q in task.arguments["queries"])
+    assert rows[0].status.value == "empty"  # the pair that would find it was not sent

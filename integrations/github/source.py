@@ -10,7 +10,8 @@ which answers with one visible row instead of a broad, noisy search.
 Execute: the task's searches run concurrently under the search semaphore; every hit is scored
 against the ticket (`ranking`). When none is an exact match, the relaxed queries (`queries.py`: the
 symbols alone in every repo, the error core unquoted, pairs of symptom words) run as a second round
-and their hits join the ranking (not when every first-round search failed). The best three hits, whatever their
+and their hits join the ranking (not when every first-round search failed, nor when the first round
+took longer than `relax_within_s`, so the research deadline cannot cut the task's first hits). The best three hits, whatever their
 signal (a merged PR found by a one-word query too), are followed to the fixing PR and the release that
 shipped it (`fixes`; release pages are read once per run), and the customer's version is compared
 with it. The fixing PR of a followed issue becomes its own row unless that issue is a weak match.
@@ -115,6 +116,7 @@ class GitHubSource:
         backoff_s: float = 0.5,
         sdk_catalogue: Sequence[SdkSpec] | None = None,
         semantic_search: bool = True,
+        relax_within_s: float = 15.0,
     ) -> None:
         self.api_url = (api_url or "https://api.github.com").rstrip("/")
         self._token = token
@@ -124,6 +126,9 @@ class GitHubSource:
         self.max_wait_s = max_wait_s
         self.backoff_s = backoff_s
         self.semantic_search = semantic_search
+        # the relaxed round starts only this soon after the task began: the research deadline (45 s by
+        # default) cuts a whole task, so a slow first round keeps its hits instead of risking them all
+        self.relax_within_s = relax_within_s
         self._transport = transport
         self._catalogue = {
             s.name: s for s in (sdk_catalogue if sdk_catalogue is not None else bundled_sdk_catalogue())
@@ -304,7 +309,8 @@ class GitHubSource:
         ranked = ranking()
         relaxed = [Query(**q) for q in args.get("relaxed") or [] if isinstance(q, dict)]
         answered = len(failures) < len(queries)  # every search failed: more of them will not help
-        if relaxed and answered and not any(match.signal == "exact_match" for _, _, match in ranked):
+        in_time = time.monotonic() - started < self.relax_within_s
+        if relaxed and answered and in_time and not any(m.signal == "exact_match" for _, _, m in ranked):
             queries = [*queries, *relaxed]
             failures += await self._search(client, task, relaxed, found, started)
             ranked = ranking()
