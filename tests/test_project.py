@@ -77,6 +77,31 @@ def test_every_setting_is_in_env_example_and_readme() -> None:
     assert missing_readme == []
 
 
+def _readme_default(value: object) -> str:
+    """A setting's default as the README's configuration table writes it."""
+    if value is None or value == "" or value == [] or value == {}:
+        return "—"
+    if isinstance(value, list):
+        return f"`{','.join(map(str, value))}`"
+    return f"`{value}`"
+
+
+def test_configuration_table_lists_every_setting_with_its_default() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("\n## Configuration\n") : readme.index("\n## Operations\n")]
+    rows = dict(re.findall(r"^\| `([A-Z0-9_]+)` \| ([^|]*?) \|", section, re.MULTILINE))
+    fields = {name.upper(): field for name, field in Settings.model_fields.items()}
+    assert sorted(set(fields) - set(rows)) == [], "settings missing from the table"
+    assert sorted(set(rows) - set(fields)) == [], "the table lists variables that are not settings"
+    wrong = {}
+    for name, cell in rows.items():
+        expected = _readme_default(fields[name].get_default(call_default_factory=True))
+        # an empty default may say what it means instead: "— (host:pid)"
+        if cell != expected and not (expected == "—" and cell.startswith("— (")):
+            wrong[name] = (cell, expected)
+    assert wrong == {}
+
+
 def test_ci_runs_the_readme_test_command() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()[-1]
