@@ -99,6 +99,30 @@ async def test_with_model_grounded_and_only_existing_ids(fake: FakeAnthropic, mo
     assert body["model"] == "claude-sonnet-5-5"
 
 
+@pytest.mark.parametrize(
+    ("grade", "kept", "gone"),
+    [
+        (Confidence.likely, ["likely"], ["confirmed", "definitely"]),
+        (None, ["possibly"], ["confirmed", "definitely"]),  # no root cause: suspected
+        (Confidence.confirmed, ["confirmed", "definitely"], []),
+    ],
+)
+async def test_model_answer_is_no_surer_than_the_root_cause(
+    fake: FakeAnthropic, model: AnthropicModel, grade: Confidence | None, kept: list[str], gone: list[str]
+) -> None:
+    report = stored_report()
+    root = report.root_cause.model_copy(update={"confidence": grade}) if grade and report.root_cause else None
+    report = report.model_copy(update={"root_cause": root})
+    fake.push_json(
+        {"answer": "It is confirmed by data: identify() definitely races (E2).", "evidence_ids": ["E2"]}
+    )
+    answer = await answer_follow_up(report, "is it the race?", model=model)
+    for word in kept:
+        assert word in answer.answer.lower(), answer.answer
+    for word in gone:
+        assert word not in answer.answer.lower(), answer.answer
+
+
 async def test_extra_evidence_is_numbered_and_citable(fake: FakeAnthropic, model: AnthropicModel) -> None:
     extra = [
         Evidence(

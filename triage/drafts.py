@@ -30,7 +30,7 @@ from triage.models import (
 )
 from triage.playbooks import Playbook, bundled_playbooks, playbook_for_area
 from triage.prompting import UNTRUSTED_NOTICE, clip, neutralise, ticket_as_data
-from triage.prose import customer_text, internal_text, remove_evidence_refs, strip_slack_markup
+from triage.prose import customer_text, internal_text, remove_evidence_refs, strip_slack_markup, text_grade
 from triage.protocols import LanguageModel, LanguageModelError
 
 log = logging.getLogger(__name__)
@@ -431,7 +431,7 @@ async def escalation_packet(
     out = result.output
     valid = {e.id for e in report.evidence}
     policy = links or default_policy()
-    grade = _grade(report)
+    grade = text_grade(report)
 
     def police(text: str, keep: set[str] = valid) -> str:
         return internal_text(
@@ -480,11 +480,6 @@ def _internal_urls(report: TriageReport) -> list[str]:
     return [e.url for e in report.evidence if e.internal and e.url]
 
 
-def _grade(report: TriageReport) -> Confidence:
-    """The grade model-written draft text is held to: the report's root cause (none → suspected)."""
-    return report.root_cause.confidence if report.root_cause else Confidence.suspected
-
-
 def _public_text(
     text: str, report: TriageReport, links: LinkPolicy | None = None, *, model_written: bool = False
 ) -> str:
@@ -495,7 +490,7 @@ def _public_text(
         evidence=report.evidence,
         intake=report.intake,
         links=links or default_policy(),
-        grade=_grade(report) if model_written else None,
+        grade=text_grade(report) if model_written else None,
         model_written=model_written,
     )
     return out
@@ -608,7 +603,7 @@ async def reply_draft(
     """A reply to the customer in their language; it never cites internal evidence, and below a Likely
     root cause it is the conservative template (a model could only state what is not established)."""
     base = deterministic_reply(report, links)
-    if model is None or _grade(report) == Confidence.suspected:
+    if model is None or text_grade(report) == Confidence.suspected:
         return base
     lang = report.intake.language or "en"
     prompt = (

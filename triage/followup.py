@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from triage.links import LinkPolicy, default_policy
 from triage.models import Evidence, EvidenceStatus, FollowUpAnswer, TriageReport
 from triage.prompting import UNTRUSTED_NOTICE, clip, neutralise
-from triage.prose import internal_text, remove_evidence_refs, strip_slack_markup
+from triage.prose import internal_text, remove_evidence_refs, strip_slack_markup, text_grade
 from triage.protocols import LanguageModel, LanguageModelError
 from triage.synthesis import evidence_table
 
@@ -260,7 +260,9 @@ async def answer_follow_up(
     valid = {e.id for e in evidence if e.id}
     out = result.output
     text = remove_evidence_refs(strip_slack_markup(out.answer), keep=valid)
-    text, _ = internal_text(text, evidence=evidence, links=links or default_policy())
+    text, _ = internal_text(
+        text, evidence=evidence, links=links or default_policy(), grade=text_grade(report)
+    )
     inline = re.findall(r"\bE\d{1,4}\b", text)
     ids: list[str] = []
     for eid in [*out.evidence_ids, *inline]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from triage.links import LinkPolicy, evidence_urls
-from triage.models import Confidence, Evidence, Intake
+from triage.models import Confidence, Evidence, Intake, TriageReport
 
 WORDS_FILE = Path(__file__).parent / "data" / "grading_words.yaml"
 
@@ -116,6 +116,11 @@ def words() -> Words:
 
 def _cased(original: str, replacement: str) -> str:
     return replacement[:1].upper() + replacement[1:] if original[:1].isupper() else replacement
+
+
+def text_grade(report: TriageReport) -> Confidence:
+    """The grade model-written text about `report` is held to: its root cause's (none → suspected)."""
+    return report.root_cause.confidence if report.root_cause else Confidence.suspected
 
 
 def cap_certainty(text: str, grade: Confidence) -> str:
