@@ -304,19 +304,10 @@ def validate_view(view: dict[str, Any]) -> list[str]:
     for key, max_len in (("submit", MODAL_SUBMIT_MAX), ("close", MODAL_CLOSE_MAX)):
         if view.get(key) is not None:
             checker.text_obj(view[key], f"/{key}", max_len, plain_only=True)
-    checker.string(
-        view.get("private_metadata"), "/private_metadata", MODAL_PRIVATE_METADATA_MAX, required=False
-    )
-    checker.string(view.get("callback_id"), "/callback_id", CALLBACK_ID_MAX, required=False)
-    checker.string(view.get("external_id"), "/external_id", CALLBACK_ID_MAX, required=False)
-    blocks = view.get("blocks")
-    if not isinstance(blocks, list):
-        checker.err("/blocks", "required list")
-    else:
-        checker.blocks(blocks, MODAL_BLOCKS_MAX)
-        has_input = any(isinstance(b, dict) and b.get("type") == "input" for b in blocks)
-        if has_input and view.get("submit") is None:
-            checker.err("/submit", "a modal with input blocks needs a submit button")
+    blocks = _common_view_fields(checker, view)
+    has_input = any(isinstance(b, dict) and b.get("type") == "input" for b in blocks)
+    if has_input and view.get("submit") is None:
+        checker.err("/submit", "a modal with input blocks needs a submit button")
     return checker.errors
 
 
@@ -328,6 +319,13 @@ def validate_home(view: dict[str, Any]) -> list[str]:
     for key in ("title", "submit", "close"):
         if key in view:
             checker.err(f"/{key}", "not allowed in a Home tab view")
+    _common_view_fields(checker, view)
+    return checker.errors
+
+
+def _common_view_fields(checker: _Checker, view: dict[str, Any]) -> list[Any]:
+    """What every view holds: private_metadata, callback_id, external_id and at most 100 blocks (the
+    blocks are returned; [] when they are not a list)."""
     checker.string(
         view.get("private_metadata"), "/private_metadata", MODAL_PRIVATE_METADATA_MAX, required=False
     )
@@ -336,9 +334,9 @@ def validate_home(view: dict[str, Any]) -> list[str]:
     blocks = view.get("blocks")
     if not isinstance(blocks, list):
         checker.err("/blocks", "required list")
-    else:
-        checker.blocks(blocks, MODAL_BLOCKS_MAX)
-    return checker.errors
+        return []
+    checker.blocks(blocks, MODAL_BLOCKS_MAX)
+    return blocks
 
 
 _OUR_LINK_RE = re.compile(r"<https?://[^\s|<>]+(?:\|[^<>]*)?>")
