@@ -105,8 +105,21 @@ async def _run_one(
                 }
             )
         )
+    elapsed_ms = int((time.perf_counter() - started_at) * 1000)
+    await _task_finished(progress, task, _task_status(fixed), elapsed_ms, counter, total)
+    return fixed
+
+
+async def _task_finished(
+    progress: ProgressCallback | None,
+    task: ResearchTask,
+    status: EvidenceStatus,
+    elapsed_ms: int,
+    counter: list[int],
+    total: int,
+) -> None:
+    """Count a finished task and tell the progress callback."""
     counter[0] += 1
-    worst = _task_status(fixed)
     await emit(
         progress,
         ProgressEvent(
@@ -115,13 +128,12 @@ async def _run_one(
             task_key=task.key,
             source=task.source,
             description=task.description,
-            status=worst.value,
-            elapsed_ms=int((time.perf_counter() - started_at) * 1000),
+            status=status.value,
+            elapsed_ms=elapsed_ms,
             done=counter[0],
             total=total,
         ),
     )
-    return fixed
 
 
 def _task_status(rows: Sequence[Evidence]) -> EvidenceStatus:
@@ -175,21 +187,7 @@ async def run_research(
                     deadline_ms,
                 )
             ]
-            counter[0] += 1
-            await emit(
-                progress,
-                ProgressEvent(
-                    kind="task_finished",
-                    phase="research",
-                    task_key=task.key,
-                    source=task.source,
-                    description=task.description,
-                    status=EvidenceStatus.timeout.value,
-                    elapsed_ms=deadline_ms,
-                    done=counter[0],
-                    total=total,
-                ),
-            )
+            await _task_finished(progress, task, EvidenceStatus.timeout, deadline_ms, counter, total)
         else:
             exc = handle.exception()
             if exc is not None:  # only a bug in _run_one could get here
