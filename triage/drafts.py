@@ -29,7 +29,7 @@ from triage.models import (
     Urgency,
 )
 from triage.playbooks import Playbook, bundled_playbooks, playbook_for_area
-from triage.prompting import UNTRUSTED_NOTICE, clip, neutralise, ticket_as_data
+from triage.prompting import UNTRUSTED_NOTICE, clip, neutralise, report_claims_as_data, ticket_as_data
 from triage.prose import customer_text, internal_text, remove_evidence_refs, strip_slack_markup, text_grade
 from triage.protocols import LanguageModel, LanguageModelError
 
@@ -216,27 +216,7 @@ def _report_digest(
         f"product area: {report.product_area_label}",
         f"summary: {neutralise(clip(report.summary, 1500))}",
     ]
-    if report.root_cause:
-        rc = report.root_cause
-        lines.append(
-            f"root cause ({rc.confidence.label}): {neutralise(clip(rc.statement, 800))} "
-            f"[{', '.join(rc.evidence_ids)}]"
-        )
-    if report.known_bug:
-        kb = report.known_bug
-        lines.append(
-            f"known bug: {neutralise(clip(kb.title, 200))} {kb.issue_url} state={kb.state} "
-            f"fix_merged={kb.fix_merged} fixed_in={kb.fixed_in or '-'} exact_match={kb.exact_match}"
-        )
-    for f in report.findings[:12]:
-        lines.append(
-            f"finding ({f.confidence.label}): {neutralise(clip(f.statement, 500))} "
-            f"[{', '.join(f.evidence_ids)}]"
-        )
-    for r in report.ruled_out[:8]:
-        lines.append(f"ruled out: {neutralise(clip(r, 300))}")
-    for s in report.next_steps[:8]:
-        lines.append(f"next step: {neutralise(clip(s, 300))}")
+    lines += report_claims_as_data(report)
     rows = [e for e in report.evidence if e.status == EvidenceStatus.ok and not (public_only and e.internal)]
     ev_lines = []
     for e in rows[:30]:

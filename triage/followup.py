@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from triage.links import LinkPolicy, default_policy
 from triage.models import Evidence, EvidenceStatus, FollowUpAnswer, TriageReport
-from triage.prompting import UNTRUSTED_NOTICE, clip, neutralise
+from triage.prompting import UNTRUSTED_NOTICE, clip, neutralise, report_claims_as_data
 from triage.prose import internal_text, remove_evidence_refs, strip_slack_markup, text_grade
 from triage.protocols import LanguageModel, LanguageModelError
 from triage.synthesis import evidence_table
@@ -180,27 +180,7 @@ def _merge_extra(report: TriageReport, extra: Sequence[Evidence]) -> list[Eviden
 def _report_text(report: TriageReport) -> str:
     lines = [f"Ticket #{report.ticket.id}: {neutralise(clip(report.ticket.subject, 200))}"]
     lines.append(f"Summary: {neutralise(clip(report.summary, 1500))}")
-    if report.root_cause:
-        rc = report.root_cause
-        lines.append(
-            f"Root cause ({rc.confidence.value}): {neutralise(clip(rc.statement, 800))} "
-            f"[{', '.join(rc.evidence_ids)}]"
-        )
-    if report.known_bug:
-        kb = report.known_bug
-        lines.append(
-            f"Known bug: {neutralise(clip(kb.title, 200))} {kb.issue_url} fixed_in={kb.fixed_in or '-'} "
-            f"[{', '.join(kb.evidence_ids)}]"
-        )
-    for f in report.findings[:12]:
-        lines.append(
-            f"Finding ({f.confidence.value}): {neutralise(clip(f.statement, 500))} "
-            f"[{', '.join(f.evidence_ids)}]"
-        )
-    for s in report.next_steps[:8]:
-        lines.append(f"Next step: {neutralise(clip(s, 300))}")
-    for r in report.ruled_out[:8]:
-        lines.append(f"Ruled out: {neutralise(clip(r, 300))}")
+    lines += report_claims_as_data(report)
     if report.mode.value == "evidence_only":
         lines.append(f"(The report is evidence-only: {report.degraded_reason})")
     return "\n".join(lines)
