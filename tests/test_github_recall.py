@@ -313,3 +313,26 @@ async def test_no_relaxed_round_after_a_slow_first_round() -> None:
         sent = [s["q"] for s in fake.searches()]
     assert sorted(sent) == sorted(q["q"] for q in task.arguments["queries"])
     assert rows[0].status.value == "empty"  # the pair that would find it was not sent
+
+
+async def test_every_hit_of_a_twenty_hit_page_is_scored() -> None:
+    # GitHub ranks fourteen newer issues above the one whose title shares the ticket's fourth word
+    # ("mobile", which no query sends); a page of 20 brings it in, and our ranking puts it first
+    body = "The survey popover does not go away after closing it."
+    noise = [
+        issue_item(
+            JS, 100 + n, f"Styling question {n}", body=body, created_at=f"2026-02-{n + 1:02d}T00:00:00Z"
+        )
+        for n in range(14)
+    ]
+    target = issue_item(JS, 99, "Layout is wrong on mobile", body=body, created_at="2025-01-01T00:00:00Z")
+    intake = Intake(
+        product_area="surveys",
+        symptom_keywords=["survey", "popover", "closing", "mobile"],
+        identifiers=Identifiers(sdks=[Sdk(name="posthog-js", version="1.290.0")]),
+    )
+    with GitHubFake().load(*noise, target) as fake:
+        rows = await run(source(fake.url), intake, SURVEYS)
+        pages = {s.get("per_page") for s in fake.searches()}
+    assert pages == {"20"}
+    assert rows[0].data["number"] == 99 and "mobile" in rows[0].data["matched_terms"]

@@ -65,7 +65,9 @@ from triage.versions import older_than
 if TYPE_CHECKING:
     from triage.playbooks import Playbook
 
-HITS_PER_QUERY = 10  # every hit of a page is scored: GitHub's best match is not our ranking
+# every hit of one page of 20 is scored: GitHub's best match is not our ranking, and a bigger page costs
+# no more of the search rate limit (30 requests a minute, whatever their size)
+HITS_PER_QUERY = 20
 MAX_ROWS = 5
 FOLLOW_UPS = 3  # the best hits, whatever their signal: the report trusts only exact_match rows
 MAX_REPOS = 6
@@ -273,7 +275,8 @@ class GitHubSource:
     ) -> list[Evidence]:
         """Run `queries` concurrently; new hits go into `found` (first query wins); failures are rows."""
         results = await asyncio.gather(
-            *(client.search(q.q, search_type=q.search_type) for q in queries), return_exceptions=True
+            *(client.search(q.q, search_type=q.search_type, per_page=HITS_PER_QUERY) for q in queries),
+            return_exceptions=True,
         )
         failures: list[Evidence] = []
         for query, result in zip(queries, results, strict=True):
