@@ -160,6 +160,27 @@ def test_quoted_messages_in_the_ticket_languages(text: str, expected: str) -> No
     assert extract_identifiers(text).error_messages == [expected]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "We get this error: Failed to load surveys for this project",
+            ["Failed to load surveys for this project"],
+        ),
+        (
+            "Recibimos el siguiente error:\n```\nNo se pudo cargar la encuesta\n```",
+            ["No se pudo cargar la encuesta"],
+        ),
+        ("Fehlermeldung: Zugriff verweigert für Projekt", ["Zugriff verweigert für Projekt"]),
+        ("The error: it just does not work for us", []),
+        ("we see no error: everything looks fine", []),
+        ("ERROR: .FileNotFoundError: [Errno 2] No such file", ["FileNotFoundError: [Errno 2] No such file"]),
+    ],
+)
+def test_the_message_after_error_colon(text: str, expected: list[str]) -> None:
+    assert extract_identifiers(text).error_messages == expected
+
+
 def test_quoted_names_in_other_languages_are_not_errors() -> None:
     text = (
         'Nuestro "dashboard nuevo" muestra datos y la "encuesta" también. Wir sehen \'Revenue\' im Dashboard'

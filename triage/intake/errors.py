@@ -13,6 +13,7 @@
   type 'Y'` / `… is not assignable to …`, Next.js's `Type error: …` and `TS2339: …`;
 - pydantic: `1 validation error for QuerySchemaRoot …`;
 - Apple's uncaught exceptions: `… uncaught exception 'NSInvalidArgumentException', reason: '-[…]: …'`;
+- the message after a lowercase "error:" in prose, or on the first line of the block below it;
 - CLI failure lines (Docker, Go tools) without an error word: `unable to prepare context: path "rust" not found`;
 - messages without a class prefix that browsers and runtimes print (`The string did not match the expected
   pattern.`, `Failed to fetch` …: the profile's `error_phrases`);
@@ -45,6 +46,19 @@ _JSON_MESSAGE = re.compile(
 _SDK_LOG = re.compile(r"\[PostHog[\w .-]{0,30}\](?:[ \t]*\[[\w .-]{1,40}\])*[ \t]+([^\n]{3,250})")
 _SDK_LOG_WORD = re.compile(
     r"\b(?:error|errors|failed|fail|failure|could not|cannot|unable|invalid|denied|refused|timed out|timeout)\b",
+    re.IGNORECASE,
+)
+# "we get this error: Failed to load surveys", "el siguiente error:\n```\nNo se pudo …\n```": the message after a
+# lowercase "error:" (not a class name), on the same line or as the first line of the block that follows
+_ERROR_INTRO = re.compile(
+    r"(?<![\w.])(?<!no )(?<!not )(?:error|errors|error message|exception|fehler|fehlermeldung|erreur|"
+    r"erreur suivante|erro|mensaje de error|message d'erreur|mensagem de erro)[ \t\u00a0]?:[ \t]*"
+    r"(?:\n[ \t]*(?:```[\w-]*[ \t]*\n[ \t]*)?|(?=\S))([^\n]{3,300})",
+    re.IGNORECASE,
+)
+_PROSE_START = re.compile(
+    r"(?:it|we|i|our|my|the app|this|that|nothing|none|n/a|see|please|wir|ich|es|on|nous|je|il|"
+    r"nós|eu|ele)\b",
     re.IGNORECASE,
 )
 _GO_PANIC = re.compile(r"\bpanic:[ \t]+([^\n]{3,300})")
@@ -230,6 +244,13 @@ def extract_errors(text: str, low: str, error_phrases: Sequence[str] = ()) -> li
     for m in matches_near(_SDK_LOG, text, find_all(low, "[posthog", word_start=False, limit=20), 0, 340):
         if _SDK_LOG_WORD.search(m.group(1)):
             found.append((m.start(1), _trim(m.group(1))))
+    intro_anchors = anchors(low, ("error", "exception", "fehler", "erreur", "erro", "mensaje", "message d"))
+    for m in matches_near(_ERROR_INTRO, text, intro_anchors, 0, 340):
+        message = m.group(1).strip().strip("`").lstrip(".")
+        if _ERROR_LINE.match(message) or _BRACKET_CLASS.match(message):
+            continue  # "ERROR: .FileNotFoundError: …", "error: TypeError: …": the class line, found above
+        if not _PROSE_START.match(message) and not message.startswith("```") and len(message.split()) >= 2:
+            found.append((m.start(1), _trim(message)))
     for pos in find_all(low, "panic:", limit=10):
         if (m := _GO_PANIC.match(text, pos)) is not None:
             found.append((pos, _trim(m.group(1))))
