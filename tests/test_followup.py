@@ -86,7 +86,9 @@ async def test_with_model_grounded_and_only_existing_ids(fake: FakeAnthropic, mo
             "evidence_ids": ["E2", "E9", "E1"],
         }
     )
-    history = [("user", "why false?"), ("assistant", "see the root cause")]
+    # (question, answer) turns as bot/followups.py stores them; a long question is not cut to a label
+    long_question = "why is new-checkout-flow false for the enterprise users of Acme since Monday?"
+    history = [(long_question, "see the root cause")]
     answer = await answer_follow_up(stored_report(), "Which version fixes it?", model=model, history=history)
     assert answer.evidence_ids == ["E2", "E1"]
     assert "E9" not in answer.answer and "<!channel>" not in answer.answer
@@ -95,7 +97,9 @@ async def test_with_model_grounded_and_only_existing_ids(fake: FakeAnthropic, mo
     prompt = FakeAnthropic.prompt_of(body)
     assert "<evidence>" in prompt and "[E2] source=github" in prompt
     assert "<question>\nWhich version fixes it?\n</question>" in prompt
-    assert "<thread>" in prompt and "why false?" in prompt
+    thread = prompt[prompt.index("<thread>") : prompt.index("</thread>")]
+    assert f"<earlier_question>\n{long_question}\n</earlier_question>" in thread
+    assert "<earlier_answer>\nsee the root cause\n</earlier_answer>" in thread
     assert body["model"] == "claude-sonnet-5-5"
 
 

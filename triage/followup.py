@@ -187,11 +187,15 @@ def _report_text(report: TriageReport) -> str:
 
 
 def _history_text(history: Sequence[tuple[str, str]]) -> str:
-    items = list(history)[-MAX_HISTORY:]
-    if not items:
+    """The earlier (question, answer) turns, each text in its own element (neutralised, so a question
+    cannot fake an answer)."""
+    turns = list(history)[-MAX_HISTORY:]
+    if not turns:
         return ""
     body = "\n".join(
-        f"{neutralise(clip(who, 40))}: {neutralise(clip(text, HISTORY_ITEM_CHARS))}" for who, text in items
+        f"<earlier_question>\n{neutralise(clip(question, HISTORY_ITEM_CHARS))}\n</earlier_question>\n"
+        f"<earlier_answer>\n{neutralise(clip(answer, HISTORY_ITEM_CHARS))}\n</earlier_answer>"
+        for question, answer in turns
     )
     return f"<thread>\n{body}\n</thread>"
 
@@ -207,7 +211,7 @@ async def answer_follow_up(
 ) -> FollowUpAnswer:
     """Answer a thread question from the report and its evidence (plus optional fresh evidence).
 
-    `history` is the earlier thread as (speaker, text) pairs, oldest first.
+    `history` is the thread's earlier (question, answer) turns, oldest first, as the bot stores them.
     """
     extra = _merge_extra(report, extra_evidence)
     evidence = [*report.evidence, *extra]
@@ -223,7 +227,7 @@ async def answer_follow_up(
         parts.append(f"Fresh evidence gathered for this question: {', '.join(e.id for e in extra)}")
     thread = _history_text(history)
     if thread:
-        parts.append("Earlier messages in this thread:\n" + thread)
+        parts.append("Earlier questions and answers in this thread:\n" + thread)
     parts.append(f"Question:\n<question>\n{neutralise(clip(question, QUESTION_CHARS))}\n</question>")
     try:
         result = await model.complete(
