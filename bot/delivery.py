@@ -39,7 +39,8 @@ A claim that is not ours means somebody else is (or was) triaging that ticket ve
 existing thread instead of starting a second run. Every failure after a parent exists is shown in the
 thread (and on the card); failures before that are returned to the caller, who shows them ephemerally.
 
-The Slack runtime (client, posting helpers, card pacing) is `bot.slack_runtime`.
+Running one triage into its thread (card, live updates, outbox, heartbeats) is `bot.delivery_run`;
+the Slack runtime (client, posting helpers, card pacing) is `bot.slack_runtime`.
 """
 
 from __future__ import annotations
@@ -50,49 +51,44 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
+from bot.delivery_run import (
+    DeliveryResult,
+    card_state,
+    heartbeat_interval,
+    open_thread,
+    resume_outbox,
+    run_triage,
+)
 from bot.fenced_run import FencedRun, Superseded
-from bot.outbox import post_outbox
 from bot.retriage import IntakeAction, intake_decision, new_customer_comments, state_of
 from bot.settings import Settings
-from bot.slack_runtime import (
-    CardUpdater,
-    ProgressTracker,
-    SlackRuntime,
-    permalink,
-    runtime_for,
-    slack_error,
-)
-from formatting.cards import (
-    CardState,
-    notice_message,
-    parent_message,
-    report_messages,
-    retriage_message,
-)
+from bot.slack_runtime import SlackRuntime, permalink, runtime_for, slack_error
+from formatting.cards import CardState, notice_message, retriage_message
 from integrations.pasted import pasted_version
 from triage.models import Ticket, TicketSummary, TriageReport, Usage
-from triage.protocols import (
-    ConfigError,
-    ProgressEvent,
-    SourceUnavailable,
-    TicketNotFound,
-    TriageError,
-)
-from triage.store import Claim, Outbox, RunRecord, RunStatus, Store, ThreadRef, TicketState
+from triage.protocols import ConfigError, SourceUnavailable, TicketNotFound, TriageError
+from triage.store import Claim, RunRecord, RunStatus, Store, TicketState
 
 if TYPE_CHECKING:
     from bot.wiring import Services
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
-HEARTBEAT_S = 30.0  # upper bound; the interval is min(HEARTBEAT_S, RUN_STALE_AFTER_SECONDS / 4)
+__all__ = [
+    "REPORT_RUN",
+    "DeliveryResult",
+    "OnThread",
+    "deliver_claim",
+    "heartbeat_interval",
+    "recovery_interval",
+    "triage_ticket",
+]
+
 THREAD_WAIT_S = 10.0  # how long a second caller waits for the owner's card before answering without a link
 HUMAN_TRIGGERS = frozenset({"slash", "rerun", "cli"})  # always triage, never skip (also when recovered)
 REPORT_RUN = "report_run"  # TicketState.extra key: the run whose report is in the ticket's thread
@@ -102,39 +98,12 @@ TRANSIENT_SLACK_ERRORS = frozenset(
 )
 
 
-def heartbeat_interval(settings: Settings) -> float:
-    """How often a running triage refreshes its heartbeat (at least 4 beats per stale period)."""
-    return max(0.05, min(HEARTBEAT_S, settings.run_stale_after_seconds / 4))
-
-
 def recovery_interval(settings: Settings) -> float:
     """How often the queue looks for runs whose owner died."""
     return max(0.5, min(60.0, settings.run_stale_after_seconds / 2))
 
 
 # ---------------------------------------------------------------- the flow
-
-
-@dataclass
-class DeliveryResult:
-    """What happened.
-
-    `status`: done | failed | running | exists | not_found | config_error | unavailable | error.
-    """
-
-    ticket_id: int
-    status: str
-    run_id: str = ""
-    channel: str = ""
-    thread_ts: str = ""
-    thread_url: str = ""
-    message: str = ""
-    owned: bool = False
-    report: TriageReport | None = field(default=None, repr=False)
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("done", "running", "exists", "skipped")
 
 
 OnThread = Callable[[DeliveryResult], Awaitable[None]]
@@ -175,77 +144,6 @@ def _stale(run: RunRecord, stale_after_s: float) -> bool:
         return False
     updated = run.updated_at if run.updated_at.tzinfo else run.updated_at.replace(tzinfo=UTC)
     return (datetime.now(UTC) - updated).total_seconds() > stale_after_s
-
-
-def _card(ticket: Ticket, run_id: str) -> CardState:
-    return CardState(ticket=TicketSummary.of(ticket), run_id=run_id, status="queued", ticket_url=ticket.url)
-
-
-async def _open_thread(
-    services: Services, run: FencedRun, ticket: Ticket, channel: str, state: CardState
-) -> tuple[str, str, bool]:
-    """Post the parent card (or reuse the ticket's thread) and record it on the run.
-
-    Returns (channel, thread_ts, reused). Every Slack write is fenced (`run`).
-    """
-    ref = await services.store.get_thread(ticket.id)
-    if ref is not None:
-        try:
-            await run.update(ref.channel, ref.thread_ts, parent_message(state))
-            await run.set_thread(ref.channel, ref.thread_ts)
-            return ref.channel, ref.thread_ts, True
-        except SlackApiError as exc:
-            log.warning(
-                "could not reuse the thread of #%s (%s); posting a new one", ticket.id, slack_error(exc)
-            )
-            ts = await run.post(channel, parent_message(state))
-            await run.set_thread(channel, ts)
-            return channel, ts, False
-    ts = await run.post(channel, parent_message(state))
-    if not await services.store.set_thread(ThreadRef(ticket_id=ticket.id, channel=channel, thread_ts=ts)):
-        # somebody opened the ticket's thread at the same moment: use theirs, drop ours
-        ref = await services.store.get_thread(ticket.id)
-        if ref is not None:
-            with contextlib.suppress(SlackApiError):
-                await run.delete(channel, ts)
-            await run.update(ref.channel, ref.thread_ts, parent_message(state))
-            await run.set_thread(ref.channel, ref.thread_ts)
-            return ref.channel, ref.thread_ts, True
-    await run.set_thread(channel, ts)
-    return channel, ts, False
-
-
-async def _beating(services: Services, run: FencedRun, coro: Awaitable[T]) -> T:
-    """Await `coro` while heart-beating the run; a refused heartbeat (taken over) cancels the work."""
-    work = asyncio.ensure_future(coro)
-    lost = False
-
-    async def beat() -> None:
-        nonlocal lost
-        every = heartbeat_interval(services.settings)
-        while not work.done():
-            await asyncio.sleep(every)
-            try:
-                held = await run.heartbeat()
-            except Exception as exc:  # a store hiccup: the next beat tries again
-                log.warning("heartbeat of run %s failed: %s", run.run_id, exc)
-                continue
-            if not held and not work.done():
-                lost = True
-                work.cancel()
-                return
-
-    beater = asyncio.get_running_loop().create_task(beat(), name=f"heartbeat-{run.run_id}")
-    try:
-        return await work
-    except asyncio.CancelledError:
-        if lost:
-            raise Superseded(run.run_id, run.token) from None
-        raise
-    finally:
-        beater.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beater
 
 
 def _fetch_error(ticket_id: int, exc: Exception) -> DeliveryResult:
@@ -325,7 +223,7 @@ async def triage_ticket(
     try:
         if claim.resumed:
             async with store.ticket_lock(ticket_id):
-                posted = await _resume_outbox(services, rt, run, claim)
+                posted = await resume_outbox(services, rt, run, claim)
             if posted is not None:
                 if on_thread is not None:
                     await _safe_callback(on_thread, posted)
@@ -346,9 +244,9 @@ async def _triage_claimed(
     on_thread: OnThread | None,
 ) -> DeliveryResult:
     store, ticket_id, run_id = services.store, ticket.id, run.run_id
-    state = _card(ticket, run_id)
+    state = card_state(ticket, run_id)
     try:
-        channel, thread_ts, reused = await _open_thread(services, run, ticket, channel, state)
+        channel, thread_ts, reused = await open_thread(services, run, ticket, channel, state)
     except Superseded:
         raise
     except Exception as exc:
@@ -383,38 +281,8 @@ async def _triage_claimed(
 
     async with store.ticket_lock(ticket_id):
         previous_state = await store.get_ticket_state(ticket_id)
-        return await _run(services, run, ticket, state, result, previous_state)
-
-
-async def _resume_outbox(
-    services: Services, rt: SlackRuntime, run: FencedRun, claim: Claim
-) -> DeliveryResult | None:
-    """A run taken over after its report was stored but not (fully) posted: post the rest, once.
-
-    None when the run has no outbox (it died before its report was stored: triage it again).
-    """
-    outbox = await services.store.get_outbox(run.run_id)
-    if outbox is None:
-        return None
-    log.info(
-        "#%s: run %s was stored but not posted (%d/%d messages) when its owner stopped; posting it (token %d)",
-        claim.run.ticket_id,
-        run.run_id,
-        outbox.sent,
-        len(outbox.messages),
-        run.token,
-    )
-    await _beating(services, run, post_outbox(services.store, run, outbox))
-    return DeliveryResult(
-        claim.run.ticket_id,
-        "done",
-        run_id=run.run_id,
-        channel=outbox.channel,
-        thread_ts=outbox.thread_ts,
-        thread_url=await permalink(rt.client, outbox.channel, outbox.thread_ts),
-        owned=True,
-        report=claim.run.report,
-    )
+        after = _state_after(ticket, previous_state, report_run=run_id)
+        return await run_triage(services, run, ticket, state, result, after)
 
 
 async def _safe_callback(callback: OnThread, result: DeliveryResult) -> None:
@@ -422,109 +290,6 @@ async def _safe_callback(callback: OnThread, result: DeliveryResult) -> None:
         await callback(result)
     except Exception:
         log.exception("on_thread callback failed")
-
-
-IntroFn = Callable[[TriageReport], dict[str, Any]]
-
-
-async def _run(
-    services: Services,
-    run: FencedRun,
-    ticket: Ticket,
-    state: CardState,
-    result: DeliveryResult,
-    previous_state: TicketState | None,
-    *,
-    intro: IntroFn | None = None,
-    restore: CardState | None = None,
-    what: str = "Triage",
-) -> DeliveryResult:
-    """Run the engine with live card updates, then post the report in the thread through the outbox.
-
-    `intro(report)` is posted in the thread before the report (the re-triage "customer replied"
-    message); on failure the card shows `restore` (the previous report) instead of "failed". Once
-    the report is posted, the ticket state (`previous_state` moved on to this ticket and run) is
-    recorded.
-    """
-
-    async def send(card: CardState) -> None:
-        with contextlib.suppress(Superseded):  # the next fenced write stops the delivery
-            await run.update(result.channel, result.thread_ts, parent_message(card))
-
-    updater = CardUpdater(send, services.settings.slack_update_interval_seconds)
-    try:
-        return await _run_tracked(
-            services,
-            run,
-            ticket,
-            state,
-            result,
-            updater,
-            _state_after(ticket, previous_state, report_run=run.run_id),
-            intro=intro,
-            restore=restore,
-            what=what,
-        )
-    finally:
-        # on cancellation (shutdown) the run stays "running" and is taken over once its heartbeat is stale
-        await updater.cancel()
-
-
-async def _run_tracked(
-    services: Services,
-    run: FencedRun,
-    ticket: Ticket,
-    state: CardState,
-    result: DeliveryResult,
-    updater: CardUpdater,
-    state_after: TicketState,
-    *,
-    intro: IntroFn | None,
-    restore: CardState | None,
-    what: str,
-) -> DeliveryResult:
-    channel, thread_ts = result.channel, result.thread_ts
-    tracker = ProgressTracker(state)
-
-    async def progress(event: ProgressEvent) -> None:
-        updater.push(tracker.apply(event))
-
-    try:
-        async with services.triage_slots:
-            updater.push(tracker.apply(ProgressEvent(kind="phase", phase="research")))
-            work = services.engine.triage(ticket, run_id=run.run_id, progress=progress)
-            report = await _beating(services, run, work)
-    except Superseded:
-        raise
-    except Exception as exc:
-        message = str(exc) if isinstance(exc, TriageError) else f"{type(exc).__name__}: {str(exc)[:300]}"
-        log.warning("triage of #%s failed: %s", ticket.id, message)
-        final = tracker.state.model_copy(deep=True)
-        final.status, final.error = "failed", message[:500]
-        await updater.close(restore or final)
-        await run.post_error(channel, thread_ts, f"{what} of {ticket.ref} failed: {message}")
-        await run.fail(message[:1000])
-        result.status, result.message = "failed", message
-        return result
-
-    final = tracker.state.model_copy(deep=True)
-    final.status, final.report, final.error = "done", report, ""
-    final.product_area = report.product_area_label
-    final.sources_pending = []
-    final.elapsed_s = report.timings.total_ms / 1000 if report.timings.total_ms else tracker.state.elapsed_s
-    outbox = Outbox(
-        channel=channel,
-        thread_ts=thread_ts,
-        ticket_ref=ticket.ref,
-        messages=([intro(report)] if intro is not None else []) + report_messages(report),
-        card=parent_message(final),
-        ticket_state=state_after,
-    )
-    await run.stage(report, outbox)  # stored, not yet posted: a takeover posts it (bot.outbox)
-    await updater.stop()  # the live card stops here; the outbox carries the final one
-    await _beating(services, run, post_outbox(services.store, run, outbox))
-    result.status, result.report = "done", report
-    return result
 
 
 # ---------------------------------------------------------------- automatic triggers: the queue's run
@@ -604,7 +369,7 @@ async def _deliver_fenced(
 
     async with store.ticket_lock(ticket_id):
         if claim.resumed:
-            posted = await _resume_outbox(services, rt, run, claim)
+            posted = await resume_outbox(services, rt, run, claim)
             if posted is not None:
                 return posted
         if ticket is None:
@@ -653,9 +418,9 @@ async def _deliver_fenced(
                 report=carried,
             )
 
-        state = _card(ticket, run_id)
+        state = card_state(ticket, run_id)
         try:
-            channel, thread_ts, reused = await _open_thread(services, run, ticket, channel, state)
+            channel, thread_ts, reused = await open_thread(services, run, ticket, channel, state)
         except Superseded:
             raise
         except Exception as exc:
@@ -697,13 +462,13 @@ async def _deliver_fenced(
                 thread_url=url,
                 ticket_url=ticket.url,
             )
-            result = await _run(
+            result = await run_triage(
                 services,
                 run,
                 ticket,
                 state,
                 result,
-                previous_state,
+                _state_after(ticket, previous_state, report_run=run_id),
                 intro=intro,
                 restore=restore,
                 what="Re-triage after the customer's reply",
@@ -723,5 +488,6 @@ async def _deliver_fenced(
                         ),
                         thread_ts=thread_ts,
                     )
-            result = await _run(services, run, ticket, state, result, previous_state)
+            after = _state_after(ticket, previous_state, report_run=run_id)
+            result = await run_triage(services, run, ticket, state, result, after)
         return result
