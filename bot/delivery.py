@@ -60,6 +60,7 @@ from bot.delivery_run import (
     DeliveryResult,
     card_state,
     heartbeat_interval,
+    heartbeating,
     open_thread,
     resume_outbox,
     run_triage,
@@ -246,7 +247,9 @@ async def _triage_claimed(
     store, ticket_id, run_id = services.store, ticket.id, run.run_id
     state = card_state(ticket, run_id)
     try:
-        channel, thread_ts, reused = await open_thread(services, run, ticket, channel, state)
+        # heart-beating: in a burst the card may wait a while for the channel's posting slot
+        opened = open_thread(services, run, ticket, channel, state)
+        channel, thread_ts, reused = await heartbeating(services, run, opened)
     except Superseded:
         raise
     except Exception as exc:
@@ -267,15 +270,11 @@ async def _triage_claimed(
     )
     if reused:
         who = f" (requested by <@{invoker}>)" if invoker else ""
+        notice = {
+            "text": f":arrows_counterclockwise: New triage run for {ticket.ref}{who}: the card above follows it."
+        }
         with contextlib.suppress(SlackApiError):
-            await run.post(
-                channel,
-                {
-                    "text": f":arrows_counterclockwise: New triage run for {ticket.ref}{who}: "
-                    "the card above follows it."
-                },
-                thread_ts=thread_ts,
-            )
+            await heartbeating(services, run, run.post(channel, notice, thread_ts=thread_ts))
     if on_thread is not None:
         await _safe_callback(on_thread, result)
 

@@ -74,8 +74,12 @@ class SlackRuntime:
     def __init__(self, services: Services, client: AsyncWebClient | None = None) -> None:
         self.services = services
         settings = services.settings
-        pacer = ChannelPacer(services.store, settings.slack_post_interval_seconds, settings.slack_post_burst)
-        self.client = client or build_client(settings, pacer)
+        if client is None:
+            pace = ChannelPacer(
+                services.store, settings.slack_post_interval_seconds, settings.slack_post_burst
+            )
+            client = build_client(settings, pace)
+        self.client = client
         self.access = AccessControl(services.settings, self.client)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.closing = False

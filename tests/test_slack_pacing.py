@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.delivery import triage_ticket
 from bot.slack_pacing import ChannelPacer, PacedWebClient
 from bot.slack_runtime import runtime_for
 from bot.wiring import Services
@@ -21,9 +22,10 @@ from integrations.store_pace import reserve_slot
 from tests.fakes.slack import FakeSlack
 from tests.fakes.zendesk import FakeZendesk
 from tests.pg_support import pg_schema
-from tests.slack_support import SlackHarness
+from tests.slack_support import TRIAGE_CHANNEL, SlackHarness, example, seed_ticket
 
 T0 = 1_800_000_000.0  # a fixed "now" (Unix seconds)
+FLAGS = 48291
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -118,3 +120,33 @@ async def test_a_store_that_fails_does_not_stop_posting() -> None:
     assert await ChannelPacer(down, 1.0, 1).wait("C1") == 0.0  # posts unpaced (logged), not an error
     assert await ChannelPacer(down, 0.0, 1).wait("C1") == 0.0  # SLACK_POST_INTERVAL_SECONDS=0: off
     assert down.asked == 1
+
+
+async def test_a_run_waiting_for_its_posting_slot_keeps_heart_beating(tmp_path: Path) -> None:
+    """In a burst a card may wait minutes for its slot: the run must not look dead meanwhile."""
+    with FakeSlack() as slack, FakeZendesk() as zd:
+        seed_ticket(zd, example(FLAGS))
+        overrides = {
+            "run_stale_after_seconds": 2.0,
+            "slack_post_interval_seconds": 30.0,
+            "slack_post_burst": 1,
+        }
+        svc = SlackHarness(slack, zd, tmp_path / "beat.db", overrides).build_services()
+        try:
+            client = runtime_for(svc).client
+            assert isinstance(client, PacedWebClient) and client.pacer is not None
+            await svc.store.reserve_post_slot(TRIAGE_CHANNEL, 30.0, 1)  # the channel is busy: the card waits
+            stale_while_waiting: list[list[str]] = []
+
+            async def wait_a_while(delay: float) -> None:
+                assert delay > 20
+                await asyncio.sleep(2.6)  # longer than a stale period (the shortest allowed: 2 s)
+                stale_while_waiting.append([r.run_id for r in await svc.store.stale_runs(2.0)])
+                client.pacer.interval_s = 0  # the rest of the triage posts at once
+
+            client.pacer.sleep = wait_a_while
+            result = await triage_ticket(svc, FLAGS, trigger="slash")
+        finally:
+            await svc.aclose()
+    assert stale_while_waiting == [[]]  # heart-beating all along: no replica would have taken it over
+    assert result.status == "done"
