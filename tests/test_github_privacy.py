@@ -55,7 +55,11 @@ def hostile_intake(draw: st.DrawFn) -> tuple[Intake, list[str]]:
             urls=urls,
             survey_ids=surveys,
             code_symbols=[*public, *flags[:1], f"posthog.{flags[0]}"],
-            error_messages=[f"TypeError: cannot read {flags[0]} of {ids[0]} at {urls[0]} ({numbers[0]})"],
+            error_messages=[
+                f"TypeError: cannot read {flags[0]} of {ids[0]} at {urls[0]} ({numbers[0]})",
+                # a code word of the customer's own (their org in it) is kept by the error core unless private
+                f"TypeError: {orgs[0]}Checkout.init is not a function for '{emails[0]}'",
+            ],
             sdks=[Sdk(name="posthog-js", version="1.290.1")],
         ),
     )
