@@ -231,8 +231,8 @@ def core_of_error(message: str, privacy: Privacy, symbols: Sequence[str] = ()) -
     `posthog.loadToolbar` are kept. A core that says nothing distinctive (no code word and fewer than
     two words outside `generic_error_words`: "is not a function", "TypeError Cannot read property")
     is no core: that phrase is in thousands of unrelated issues.
-    "TypeError: Cannot read properties of undefined (reading 'x')" → "TypeError Cannot read properties
-    of undefined reading" (no: only generic words) → "".
+    "TypeError: posthog.loadToolbar is not a function" → "TypeError posthog.loadToolbar is not a function";
+    "TypeError: Cannot read properties of undefined (reading 'x')" → "" (generic words only).
     """
     public = {s.lower() for s in symbols} | {s.lower().split(".")[-1] for s in symbols}
     text = _ERROR_PREFIX.sub("", message.strip().splitlines()[0] if message.strip() else "")
@@ -252,13 +252,12 @@ def core_of_error(message: str, privacy: Privacy, symbols: Sequence[str] = ()) -
 
 
 def _distinctive(run: list[str]) -> bool:
-    words = [w.lower() for w in run[:8]]
-    if any(
-        not re.fullmatch(r"[A-Za-z][a-z'-]*", w) for w in run[:8] if w.lower() not in _GENERIC_ERROR_WORDS
-    ):
-        return True  # a code word (camelCase, dotted, snake_case) that is not a built-in error class
-    content = [w for w in words if w not in _STOPWORDS and w not in _GENERIC_ERROR_WORDS and len(w) >= 3]
-    return len(content) >= 2
+    """A code word that is not a built-in error class (camelCase, dotted, snake_case), or two words
+    outside the stopwords and `generic_error_words`."""
+    words = [w for w in run[:8] if w.lower() not in _GENERIC_ERROR_WORDS]
+    if any(not re.fullmatch(r"[A-Za-z][a-z'-]*", w) for w in words):
+        return True
+    return sum(1 for w in words if w.lower() not in _STOPWORDS and len(w) >= 3) >= 2
 
 
 # ---------------------------------------------------------------- queries

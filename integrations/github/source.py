@@ -11,10 +11,11 @@ Execute: the task's searches run concurrently under the search semaphore; every 
 against the ticket (`ranking`). When none is an exact match, the relaxed queries (`queries.py`: the
 symbols alone in every repo, the error core unquoted, pairs of symptom words) run as a second round
 and their hits join the ranking (not when every first-round search failed, nor when the first round
-took longer than `relax_within_s`, so the research deadline cannot cut the task's first hits). The best three hits, whatever their
-signal (a merged PR found by a one-word query too), are followed to the fixing PR and the release that
-shipped it (`fixes`; release pages are read once per run), and the customer's version is compared
-with it. The fixing PR of a followed issue becomes its own row unless that issue is a weak match.
+took longer than `relax_within_s`, so the research deadline cannot cut the task's first hits). The
+best three hits, whatever their signal (a merged PR found by a one-word query too), are followed to
+the fixing PR and the release that shipped it (`fixes`; release pages are read once per run), and the
+customer's version is compared with it. The fixing PR of a followed issue becomes its own row unless
+that issue is a weak match; the issue a followed PR closes ("Fixes #N") becomes a row after the PR.
 
 Evidence rows (source "github", status ok) carry these keys in `data` — the report copies known-bug
 facts only from here (`KNOWN_BUG_KEYS`):
