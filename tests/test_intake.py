@@ -506,3 +506,29 @@ async def test_refine_failure_returns_base_unchanged(
     refined, usage = await refine_intake(model, t, base, books)
     assert refined == base and not refined.refined_by_model
     assert usage == Usage()
+
+
+@pytest.mark.parametrize(
+    ("subject", "description", "expected"),
+    [
+        # a generic subject: the words come from the description's first sentence
+        (
+            "Help",
+            "Our MySQL source sync fails every time. Please look.",
+            {"mysql", "source", "sync", "fails"},
+        ),
+        # a framework name is a search word wherever it stands
+        ("Session recording empty", "We use SvelteKit 1.25 and nothing is recorded.", {"sveltekit"}),
+        # product nouns of a non-English ticket come back as the English words the issues use
+        (
+            "Pesquisas pararam de aparecer no site",
+            "Nenhuma pesquisa aparece desde ontem no nosso site.",
+            {"survey"},
+        ),
+    ],
+)
+def test_symptom_words_beyond_the_subject(
+    books: dict[str, Playbook], subject: str, description: str, expected: set[str]
+) -> None:
+    intake = rule_intake(Ticket(id=1, subject=subject, description=description), books)
+    assert expected <= set(intake.symptom_keywords)

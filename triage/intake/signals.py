@@ -156,6 +156,7 @@ _METHOD_CALL = re.compile(r"\bposthog\.([A-Za-z_]\w{2,40})\s*\(")
 _MARKUP = re.compile(r"<[^<>\n]{0,100}>")
 _SUBJECT_WORD = re.compile(r"[A-Za-z][A-Za-z0-9.+#-]{2,30}")
 _GENERIC = frozenset(_VOCAB["subject_generic_words"])
+_FIRST_SENTENCE = re.compile(r"[^\n]{0,200}?(?:[.!?](?=\s)|\n|$)")
 
 
 def symptom_keywords(
@@ -173,15 +174,24 @@ def symptom_keywords(
             break
     if language == "en":  # the customer's own one-line summary first
         id_values = {v.lower() for v in [*ids.flag_keys, *ids.event_names, *ids.distinct_ids, *ids.releases]}
-        for m in _SUBJECT_WORD.finditer(_MARKUP.sub(" ", subject)[:300]):
-            low = m.group(0).strip(".-").lower()
-            if not (
-                low in _GENERIC
-                or low in id_values
-                or low.startswith("posthog")
-                or any(c.isdigit() for c in low)
-            ):
-                bag.add(low)
+
+        def summary_words(line: str, limit: int) -> int:
+            added = 0
+            for m in _SUBJECT_WORD.finditer(_MARKUP.sub(" ", line)[:300]):
+                low = m.group(0).strip(".-").lower()
+                if added < limit and not (
+                    low in _GENERIC
+                    or low in id_values
+                    or low.startswith("posthog")
+                    or any(c.isdigit() for c in low)
+                    or low in bag
+                ):
+                    bag.add(low)
+                    added += 1
+            return added
+
+        if summary_words(subject, 8) < 2:  # a generic subject ("Help", "Urgent issue"): the first sentence
+            summary_words(_FIRST_SENTENCE.match(text.lstrip()).group(0), 4)
     hits: list[str] = []
     for phrase in phrase_hits(_SYMPTOM_PHRASES, prepared, 1):
         word = _SYMPTOMS.get(phrase)
