@@ -156,7 +156,7 @@ _METHOD_CALL = re.compile(r"\bposthog\.([A-Za-z_]\w{2,40})\s*\(")
 _MARKUP = re.compile(r"<[^<>\n]{0,100}>")
 _SUBJECT_WORD = re.compile(r"[A-Za-z][A-Za-z0-9.+#-]{2,30}")
 _GENERIC = frozenset(_VOCAB["subject_generic_words"])
-_FIRST_SENTENCE = re.compile(r"[^\n]{0,200}?(?:[.!?](?=\s)|\n|$)")
+_SENTENCE_END = re.compile(r"[.!?](?=\s)")
 
 
 def symptom_keywords(
@@ -191,7 +191,9 @@ def symptom_keywords(
             return added
 
         if summary_words(subject, 8) < 2:  # a generic subject ("Help", "Urgent issue"): the first sentence
-            summary_words(_FIRST_SENTENCE.match(text.lstrip()).group(0), 4)
+            first = text.lstrip()[:200].split("\n", 1)[0]
+            end = _SENTENCE_END.search(first)
+            summary_words(first[: end.end()] if end else first, 4)
     hits: list[str] = []
     for phrase in phrase_hits(_SYMPTOM_PHRASES, prepared, 1):
         word = _SYMPTOMS.get(phrase)
