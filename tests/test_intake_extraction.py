@@ -154,6 +154,11 @@ def test_a_message_in_inline_code_ends_at_the_backtick_and_is_listed_once() -> N
         ('Wir bekommen den Fehler "Non-OK response" bei jedem Sync', "Non-OK response"),
         ('Recebemos o erro "Non-OK response" em cada sincronização', "Non-OK response"),
         ("Die Meldung „Zugriff verweigert“ erscheint", "Zugriff verweigert"),
+        (
+            'calling init throws "Something went wrong while loading remote config"',
+            "Something went wrong while loading remote config",
+        ),
+        ('Die API wirft "Projekt nicht gefunden" zurück', "Projekt nicht gefunden"),
     ],
 )
 def test_quoted_messages_in_the_ticket_languages(text: str, expected: str) -> None:

@@ -92,7 +92,9 @@ _ERROR_QUOTED = re.compile(  # "…", “…”, `…`, '…', French « … » 
 _SAYING_WORDS = (
     "says|said|saying|shows|showing|displays|message|warning|reads|get|getting|see|seeing|"
     "dice|dijo|muestra|aparece|sale|mensaje|sagt|zeigt|steht|erscheint|meldet|meldung|"
-    "dit|affiche|indique|apparaît|diz|mostra|exibe|mensagem"
+    "dit|affiche|indique|apparaît|diz|mostra|exibe|mensagem|"
+    "throws|threw|throwing|raises|raised|logs|logged|prints|printed|outputs|complains|lanza|arroja|wirft|"
+    "lève|lança"
 )
 _ERROR_WORDS = (
     "error|exception|failed|failure|cannot|unable|denied|refused|invalid|unauthorized|forbidden|"
