@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import httpx
 
-from integrations.http import SourceHttpError, get_json
+from integrations.http import SourceHttpError, get_json, tls_context
 from triage.models import Evidence, EvidenceStatus, Intake, ResearchTask, Sdk
 from triage.versions import compare_versions, is_behind, version_from_tag
 
@@ -100,7 +100,9 @@ class RegistrySource:
 
     async def check(self) -> str:
         """For `triagebot check`: both registries answer for the default SDK packages."""
-        async with httpx.AsyncClient(transport=self._transport, headers={"User-Agent": USER_AGENT}) as client:
+        async with httpx.AsyncClient(
+            transport=self._transport, headers={"User-Agent": USER_AGENT}, verify=tls_context()
+        ) as client:
             found = []
             for registry, package in (("npm", "posthog-js"), ("pypi", "posthog")):
                 data = await get_json(
@@ -134,7 +136,7 @@ class RegistrySource:
         )
         try:
             async with httpx.AsyncClient(
-                transport=self._transport, headers={"User-Agent": USER_AGENT}
+                transport=self._transport, headers={"User-Agent": USER_AGENT}, verify=tls_context()
             ) as client:
                 body = await get_json(
                     client,

@@ -58,7 +58,7 @@ from integrations.github.client import GitHubClient, headers
 from integrations.github.fixes import Fix, closed_issues, find_fix, find_release
 from integrations.github.queries import Query, extract_terms, model_queries, plan_queries, relaxed_queries
 from integrations.github.ranking import Match, rank_key, repo_of, score
-from integrations.http import SourceHttpError
+from integrations.http import SourceHttpError, tls_context
 from triage.models import Evidence, EvidenceStatus, Intake, ResearchTask
 from triage.playbooks import SdkSpec, bundled_sdk_catalogue
 from triage.versions import older_than
@@ -231,7 +231,10 @@ class GitHubSource:
 
     def _http(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
-            transport=self._transport, headers=headers(self._token), follow_redirects=True
+            transport=self._transport,
+            headers=headers(self._token),
+            follow_redirects=True,
+            verify=tls_context(),
         )
 
     async def check(self) -> str:
