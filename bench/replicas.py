@@ -1,18 +1,25 @@
 """Benchmark: a burst of tickets on 1 and on 3 `triagebot run --http` replicas sharing one PostgreSQL.
 
-Each replica is a real OS process (`python -m bot.cli run --http`); the fakes run in this process on
-127.0.0.1 with realistic latencies: the Anthropic Messages API (intake 0.3–0.7 s, synthesis 0.8–1.8 s,
-scripted answers through the real `AnthropicModel`), GitHub search 0.25–1.2 s, Slack 50–200 ms per
-call; Zendesk and npm/PyPI answer at once. The burst arrives as signed Zendesk webhooks spread
-round-robin over the replicas (what a load balancer does), all at once. Polling is off: a poll burst
-is claimed and worked by the one replica that holds the poll lease.
+Each replica is a real OS process (`python -m bot.cli run --http`) running the production pipeline:
+Zendesk fetch (zenpy), intake refinement and synthesis through `AnthropicModel`, GitHub and npm/PyPI
+research, the Slack card and report, fencing and the per-ticket advisory lock. The fakes run in this
+process on 127.0.0.1 at the latencies of `bench/latency.py`, where each number's source is given:
+the model answers with the demo's recorded answers after time-to-first-token + output tokens ÷ output
+speed (intake ≈ 0.9–1.9 s, synthesis ≈ 9–19 s), GitHub search 0.25–1.2 s and other GitHub calls
+0.1–0.3 s, Slack and Zendesk 0.1–0.3 s per call, npm/PyPI 0.05–0.15 s. No fake rate-limits.
 
-Prints, per replica count: time until every report was posted, triages/min, exactly-once (one run,
-one parent card and one report per ticket), peak RSS per replica (VmHWM) and the most PostgreSQL
-connections the replicas held at once (pg_stat_activity, by application_name). Target: 3 replicas
-≥ 2.5× the throughput of 1 at the same TRIAGE_CONCURRENCY.
+The burst arrives as signed Zendesk webhooks spread round-robin over the replicas (what a load
+balancer does), all at once. Polling is off: a poll burst is claimed and worked by the one replica
+that holds the poll lease.
 
-    .venv/bin/python bench/replicas.py [--tickets 300] [--concurrency 8] [--replicas 1 3]
+Prints, per replica count: time until every report was posted, triages/min and the speed-up, whether
+every ticket got exactly one run, one parent card and one report, model-written reports (not
+evidence-only), peak RSS per replica (VmHWM), the most PostgreSQL connections the replicas held at once
+(pg_stat_activity, by application_name), CPU seconds per triage (all replicas) and this process's CPU
+share, the load average; then the median phase times of one triage. Target: 3 replicas ≥ 2.5× the
+throughput of 1 at the same TRIAGE_CONCURRENCY.
+
+    .venv/bin/python bench/replicas.py [--tickets 300] [--concurrency 8] [--replicas 1 3] [--repeat 1]
 
 Needs PostgreSQL at 127.0.0.1:5432 (database `test`, trust auth); each run uses a throw-away schema.
 """
@@ -23,6 +30,7 @@ import argparse
 import asyncio
 import logging
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -37,17 +45,15 @@ import aiohttp
 import psycopg
 from sqlalchemy import func, select
 
-from bench.burst_intake import SlowAnthropic, SlowSlack, model_answer
+from bench.latency import SlowGitHub, SlowRegistry, SlowSlack, SlowZendesk, TimedAnthropic
 from integrations.store import create_store_engine
-from integrations.store_schema import triage_runs
+from integrations.store_schema import model_calls, triage_runs
 from tests.fakes.http import free_port
-from tests.fakes.registries import RegistryFake
-from tests.fakes.zendesk import FakeZendesk
 from tests.replica_support import (
-    GatedGitHub,
     Replica,
     healthy,
     parent_counts,
+    process_cpu_seconds,
     replica_env,
     report_counts,
     seed,
@@ -58,6 +64,7 @@ from tests.slack_support import ZD_EMAIL, ZD_TOKEN
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 FIRST_ID = 70_000
+PHASES = ("fetch_ms", "intake_ms", "research_ms", "synthesis_ms", "total_ms")
 
 
 @dataclass
@@ -66,8 +73,15 @@ class Result:
     seconds: float
     per_min: float
     exactly_once: bool
+    llm_reports: int
+    model_calls: int
+    searches: int
     rss_mb: list[float]
     pg_connections: int
+    replica_cpu_s: float
+    bench_cpu_share: float
+    load: tuple[float, float, float]
+    phases_ms: dict[str, float]
 
 
 async def run_burst(n_replicas: int, args: argparse.Namespace, workdir: Path) -> Result:
@@ -77,12 +91,11 @@ async def run_burst(n_replicas: int, args: argparse.Namespace, workdir: Path) ->
     admin.execute(f'CREATE SCHEMA "{schema}"')
     url = f"{PG}?options=-csearch_path%3D{schema}&application_name={app}"
 
-    slack, zendesk = SlowSlack(), FakeZendesk()
-    model = SlowAnthropic(default=model_answer)
-    github = GatedGitHub(latency_s=(0.25, 1.2))
-    github.release.set()
-    registry = RegistryFake(npm={"posthog-js": "1.165.0"}, pypi={"posthog": "3.7.4"})
-    for fake in (slack, zendesk, model, github, registry):
+    slack, zendesk, github = SlowSlack(seed=1), SlowZendesk(seed=2), SlowGitHub(seed=3)
+    registry = SlowRegistry(seed=4, npm={"posthog-js": "1.165.0"}, pypi={"posthog": "3.7.4"})
+    model = TimedAnthropic(seed=5)
+    fakes = (slack, zendesk, model, github, registry)
+    for fake in fakes:
         fake.start()
     zendesk.accept_token(ZD_EMAIL, ZD_TOKEN)
     ids = [FIRST_ID + i for i in range(args.tickets)]
@@ -126,6 +139,9 @@ async def run_burst(n_replicas: int, args: argparse.Namespace, workdir: Path) ->
             row = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,))
             return int(row.fetchone()[0])  # type: ignore[index]
 
+        cpu_before = [r.cpu_seconds() for r in replicas]
+        bench_before = process_cpu_seconds(os.getpid())
+        searches_before = len(github.calls("/search/issues"))
         started = time.monotonic()
         gate = asyncio.Semaphore(64)
 
@@ -142,22 +158,75 @@ async def run_burst(n_replicas: int, args: argparse.Namespace, workdir: Path) ->
                 raise SystemExit(f"{n_replicas} replica(s): not finished after {args.timeout}s")
             await asyncio.sleep(0.5)
         seconds = time.monotonic() - started
+        replica_cpu = sum(r.cpu_seconds() - b for r, b in zip(replicas, cpu_before, strict=True))
+        bench_share = (process_cpu_seconds(os.getpid()) - bench_before) / seconds
+        searches = len(github.calls("/search/issues")) - searches_before
+        load = os.getloadavg()
         rss = [r.peak_rss_mb() for r in replicas]
         await asyncio.sleep(1.0)  # a late duplicate would show up now
 
         with engine.connect() as conn:
-            runs = Counter(int(r[0]) for r in conn.execute(select(triage_runs.c.ticket_id)))
+            rows = [dict(r) for r in conn.execute(select(triage_runs)).mappings()]
+            calls = int(conn.execute(select(func.count()).select_from(model_calls)).scalar_one())
+        runs = Counter(int(r["ticket_id"]) for r in rows)
         expected = Counter(ids)
         once = runs == expected and report_counts(slack) == expected and parent_counts(slack) == expected
-        return Result(n_replicas, seconds, len(ids) / seconds * 60, once, rss, peak_connections)
+        phases = {p: statistics.median(float(r[p] or 0) for r in rows) for p in PHASES}
+        return Result(
+            replicas=n_replicas,
+            seconds=seconds,
+            per_min=len(ids) / seconds * 60,
+            exactly_once=once,
+            llm_reports=sum(1 for r in rows if r["mode"] == "llm"),
+            model_calls=calls,
+            searches=searches,
+            rss_mb=rss,
+            pg_connections=peak_connections,
+            replica_cpu_s=replica_cpu,
+            bench_cpu_share=bench_share,
+            load=load,
+            phases_ms=phases,
+        )
     finally:
         await asyncio.gather(*(r.stop() for r in replicas))
         await session.close()
         engine.dispose()
-        for fake in (slack, zendesk, model, github, registry):
+        for fake in fakes:
             fake.stop()
         admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
         admin.close()
+
+
+def print_tables(results: list[Result], args: argparse.Namespace) -> None:
+    base = statistics.median(r.per_min for r in results if r.replicas == results[0].replicas)
+    print(
+        f"\n{args.tickets}-ticket webhook burst, TRIAGE_CONCURRENCY={args.concurrency} per replica, "
+        f"PostgreSQL, {os.cpu_count()} CPU cores\n"
+    )
+    print(
+        "| replicas | time until every report posted | triages/min | speed-up | exactly once "
+        "| model-written reports | peak RSS per replica | PostgreSQL connections (peak) "
+        "| CPU per triage (replicas) | bench process CPU | load average (1/5/15 min) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        rss = ", ".join(f"{m:.0f}" for m in r.rss_mb)
+        print(
+            f"| {r.replicas} | {r.seconds:.1f} s | {r.per_min:.0f} | {r.per_min / base:.2f}× | "
+            f"{'yes' if r.exactly_once else 'NO'} | {r.llm_reports}/{args.tickets} | {rss} MB | "
+            f"{r.pg_connections} | {r.replica_cpu_s / args.tickets:.2f} s | {100 * r.bench_cpu_share:.0f} % | "
+            f"{r.load[0]:.1f} / {r.load[1]:.1f} / {r.load[2]:.1f} |"
+        )
+    print("\nOne triage, median per run (from the runs table), and what the fakes served per triage:\n")
+    print("| replicas | fetch | intake | research | synthesis | total | model calls | GitHub searches |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        p = r.phases_ms
+        print(
+            f"| {r.replicas} | {p['fetch_ms'] / 1000:.1f} s | {p['intake_ms'] / 1000:.1f} s | "
+            f"{p['research_ms'] / 1000:.1f} s | {p['synthesis_ms'] / 1000:.1f} s | {p['total_ms'] / 1000:.1f} s | "
+            f"{r.model_calls / args.tickets:.1f} | {r.searches / args.tickets:.1f} |"
+        )
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -166,27 +235,23 @@ async def main(args: argparse.Namespace) -> int:
         os.environ.pop(key, None)
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="bench-replicas-") as tmp:
-        for n in args.replicas:
-            print(
-                f"… {args.tickets} tickets on {n} replica(s), TRIAGE_CONCURRENCY={args.concurrency}",
-                file=sys.stderr,
-            )
-            results.append(await run_burst(n, args, Path(tmp)))
-    base = results[0].per_min
-    print(
-        f"\n{args.tickets}-ticket webhook burst, TRIAGE_CONCURRENCY={args.concurrency} per replica, PostgreSQL\n"
-    )
-    print(
-        "| replicas | time until every report posted | triages/min | speed-up | exactly once | peak RSS per replica | PostgreSQL connections (peak) |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for r in results:
-        rss = ", ".join(f"{m:.0f}" for m in r.rss_mb)
+        for _ in range(args.repeat):
+            for n in args.replicas:
+                print(
+                    f"… {args.tickets} tickets on {n} replica(s), TRIAGE_CONCURRENCY={args.concurrency}",
+                    file=sys.stderr,
+                )
+                results.append(await run_burst(n, args, Path(tmp)))
+    print_tables(results, args)
+    if args.repeat > 1:
         print(
-            f"| {r.replicas} | {r.seconds:.1f} s | {r.per_min:.0f} | {r.per_min / base:.2f}× | "
-            f"{'yes' if r.exactly_once else 'NO'} | {rss} MB | {r.pg_connections} |"
+            "\nMedian triages/min: "
+            + ", ".join(
+                f"{n} replica(s) {statistics.median(r.per_min for r in results if r.replicas == n):.0f}"
+                for n in args.replicas
+            )
         )
-    ok = all(r.exactly_once for r in results)
+    ok = all(r.exactly_once and r.llm_reports == args.tickets for r in results)
     return 0 if ok else 1
 
 
@@ -197,5 +262,6 @@ if __name__ == "__main__":
     parser.add_argument("--tickets", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 3])
-    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--repeat", type=int, default=1, help="run each replica count this many times")
+    parser.add_argument("--timeout", type=float, default=1800.0)
     sys.exit(asyncio.run(main(parser.parse_args())))

@@ -45,10 +45,10 @@ REPORT_RE = re.compile(r"^Triage report for #(\d+)\b(?! \(part [2-9])")
 
 @dataclass
 class GatedGitHub(GitHubFake):
-    """The fake GitHub with search latency (`latency_s` range), holding searches until `release` is set."""
+    """The fake GitHub with search latency (`search_latency_s` range), holding searches until `release` is set."""
 
     release: threading.Event = field(default_factory=threading.Event)
-    latency_s: tuple[float, float] = (0.2, 0.2)
+    search_latency_s: tuple[float, float] = (0.2, 0.2)
     held: int = 0
     _rng: random.Random = field(default_factory=lambda: random.Random(7))
 
@@ -56,7 +56,7 @@ class GatedGitHub(GitHubFake):
         self.held += 1
         if not self.release.is_set():
             await asyncio.to_thread(self.release.wait, 120)
-        await asyncio.sleep(self._rng.uniform(*self.latency_s))
+        await asyncio.sleep(self._rng.uniform(*self.search_latency_s))
         return await super()._search(request)
 
 
@@ -116,6 +116,17 @@ class Replica:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
         return 0.0
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the live process so far (Linux)."""
+        assert self.proc is not None
+        return process_cpu_seconds(self.proc.pid)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process from /proc/<pid>/stat (fields 14 and 15, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def replica_env(
