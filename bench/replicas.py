@@ -50,21 +50,23 @@ from integrations.store import create_store_engine
 from integrations.store_schema import model_calls, triage_runs
 from tests.fakes.http import free_port
 from tests.replica_support import (
+    LATEST_NPM,
+    LATEST_PYPI,
+    Fakes,
     Replica,
     healthy,
     parent_counts,
     process_cpu_seconds,
-    replica_env,
     report_counts,
     seed,
     send_webhook,
+    start_replicas,
     until,
 )
-from tests.slack_support import ZD_EMAIL, ZD_TOKEN
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 FIRST_ID = 70_000
-PHASES = ("fetch_ms", "intake_ms", "research_ms", "synthesis_ms", "total_ms")
+PHASES = ("intake_ms", "research_ms", "synthesis_ms", "total_ms")
 
 
 @dataclass
@@ -91,40 +93,34 @@ async def run_burst(n_replicas: int, args: argparse.Namespace, workdir: Path) ->
     admin.execute(f'CREATE SCHEMA "{schema}"')
     url = f"{PG}?options=-csearch_path%3D{schema}&application_name={app}"
 
-    slack, zendesk, github = SlowSlack(seed=1), SlowZendesk(seed=2), SlowGitHub(seed=3)
-    registry = SlowRegistry(seed=4, npm={"posthog-js": "1.165.0"}, pypi={"posthog": "3.7.4"})
-    model = TimedAnthropic(seed=5)
-    fakes = (slack, zendesk, model, github, registry)
-    for fake in fakes:
-        fake.start()
-    zendesk.accept_token(ZD_EMAIL, ZD_TOKEN)
+    fakes = Fakes(
+        slack=SlowSlack(seed=1),
+        zendesk=SlowZendesk(seed=2),
+        github=SlowGitHub(seed=3),
+        registry=SlowRegistry(seed=4, npm=LATEST_NPM, pypi=LATEST_PYPI),
+        model=TimedAnthropic(seed=5),
+    ).start()
+    slack, github = fakes.slack, fakes.github
     ids = [FIRST_ID + i for i in range(args.tickets)]
     for ticket_id in ids:
-        seed(zendesk, ticket_id, seconds_ago=60)
+        seed(fakes.zendesk, ticket_id, seconds_ago=60)
 
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
     replicas = [Replica(f"bench-{i}", free_port(), workdir / f"{schema}-{i}.log") for i in range(n_replicas)]
     engine = create_store_engine(url)
     peak_connections = 0
     try:
-        for replica in replicas:
-            env = replica_env(
-                replica.name,
-                slack=slack,
-                zendesk=zendesk,
-                github=github,
-                registry=registry,
-                database_url=url,
-                anthropic_api_key=model.api_key,
-                anthropic_base_url=model.url,
-                anthropic_max_retries="0",
-                log_level="WARNING",
-                triage_concurrency=str(args.concurrency),
-                zendesk_workers=str(args.concurrency),
-                slack_update_interval_seconds="1",
-                run_stale_after_seconds="120",
-            )
-            await replica.start(env, workdir)
+        await start_replicas(
+            replicas,
+            fakes,
+            url,
+            workdir,
+            log_level="WARNING",
+            triage_concurrency=str(args.concurrency),
+            zendesk_workers=str(args.concurrency),
+            slack_update_interval_seconds="1",
+            run_stale_after_seconds="120",
+        )
         await until(lambda: healthy(session, replicas), 300, "healthy replicas")
 
         def done() -> int:
@@ -191,8 +187,7 @@ async def run_burst(n_replicas: int, args: argparse.Namespace, workdir: Path) ->
         await asyncio.gather(*(r.stop() for r in replicas))
         await session.close()
         engine.dispose()
-        for fake in fakes:
-            fake.stop()
+        fakes.stop()
         admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
         admin.close()
 
@@ -218,12 +213,12 @@ def print_tables(results: list[Result], args: argparse.Namespace) -> None:
             f"{r.load[0]:.1f} / {r.load[1]:.1f} / {r.load[2]:.1f} |"
         )
     print("\nOne triage, median per run (from the runs table), and what the fakes served per triage:\n")
-    print("| replicas | fetch | intake | research | synthesis | total | model calls | GitHub searches |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| replicas | intake | research | synthesis | engine total | model calls | GitHub searches |")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
         p = r.phases_ms
         print(
-            f"| {r.replicas} | {p['fetch_ms'] / 1000:.1f} s | {p['intake_ms'] / 1000:.1f} s | "
+            f"| {r.replicas} | {p['intake_ms'] / 1000:.1f} s | "
             f"{p['research_ms'] / 1000:.1f} s | {p['synthesis_ms'] / 1000:.1f} s | {p['total_ms'] / 1000:.1f} s | "
             f"{r.model_calls / args.tickets:.1f} | {r.searches / args.tickets:.1f} |"
         )

@@ -1,5 +1,6 @@
 """Real `triagebot run --http` processes against the local fakes: shared by tests/test_replicas.py and
-bench/replicas.py. The fakes run in the calling process on 127.0.0.1; each replica is an OS process."""
+bench/replicas.py. The fakes (`Fakes`) run in the calling process on 127.0.0.1; each replica is an OS
+process (`Replica`, started with `start_replicas`)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ from aiohttp import web
 
 from bot.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WEBHOOK_PATH
 from bot.zendesk_webhook import sign as zendesk_sign
+from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.github import GitHubFake
+from tests.fakes.http import FakeServer
 from tests.fakes.registries import RegistryFake
 from tests.fakes.slack import FakeSlack
 from tests.fakes.zendesk import FakeZendesk
@@ -40,6 +43,8 @@ from tests.slack_support import (
 
 WEBHOOK_SECRET = "replicas-webhook-secret"
 EXAMPLES = (48291, 48302, 48317, 48330)
+LATEST_NPM = {"posthog-js": "1.165.0"}  # what the fake registries call the latest release
+LATEST_PYPI = {"posthog": "3.7.4"}
 REPORT_RE = re.compile(r"^Triage report for #(\d+)\b(?! \(part [2-9])")
 
 
@@ -129,41 +134,72 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def replica_env(
-    name: str,
-    *,
-    slack: FakeSlack,
-    zendesk: FakeZendesk,
-    github: GitHubFake,
-    registry: RegistryFake,
-    database_url: str,
-    **settings: str,
-) -> dict[str, str]:
-    """The environment of one replica: every endpoint a local fake, no model (evidence-only) unless set."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SLACK_", "ZENDESK_", "ZENPY_", "ANTHROPIC_", "POSTHOG_", "GITHUB_"))
-    }
-    env.update(
-        REPLICA_ID=name,
-        NO_PROXY="127.0.0.1,localhost",
-        DATABASE_URL=database_url,
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SECRET,
-        SLACK_API_URL=slack.api_url,
-        TRIAGE_CHANNEL=TRIAGE_CHANNEL,
-        ZENDESK_URL=zendesk.url,
-        ZENDESK_EMAIL=ZD_EMAIL,
-        ZENDESK_API_TOKEN=ZD_TOKEN,
-        ZENDESK_WEBHOOK_SECRET=WEBHOOK_SECRET,
-        GITHUB_API_URL=github.url,
-        NPM_REGISTRY_URL=f"{registry.url}/npm",
-        PYPI_URL=registry.url,
-        SOURCE_MAX_RETRIES="0",
-    )
-    env.update({key.upper(): value for key, value in settings.items()})
-    return env
+@dataclass
+class Fakes:
+    """The services the replicas talk to, each a local fake on 127.0.0.1 served by this process.
+    Without `model` the replicas have no model configured (evidence-only reports)."""
+
+    slack: FakeSlack = field(default_factory=FakeSlack)
+    zendesk: FakeZendesk = field(default_factory=FakeZendesk)
+    github: GatedGitHub = field(default_factory=GatedGitHub)
+    registry: RegistryFake = field(default_factory=lambda: RegistryFake(npm=LATEST_NPM, pypi=LATEST_PYPI))
+    model: FakeAnthropic | None = None
+
+    def servers(self) -> list[FakeServer]:
+        found = [self.slack, self.zendesk, self.github, self.registry, self.model]
+        return [f for f in found if f is not None]
+
+    def start(self) -> Fakes:
+        for fake in self.servers():
+            fake.start()
+        self.zendesk.accept_token(ZD_EMAIL, ZD_TOKEN)
+        return self
+
+    def stop(self) -> None:
+        self.github.release.set()
+        for fake in self.servers():
+            fake.stop()
+
+    def env(self, name: str, database_url: str, **settings: str) -> dict[str, str]:
+        """The environment of one replica: every endpoint one of these fakes, then `settings` (upper-cased)."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SLACK_", "ZENDESK_", "ZENPY_", "ANTHROPIC_", "POSTHOG_", "GITHUB_"))
+        }
+        env.update(
+            REPLICA_ID=name,
+            NO_PROXY="127.0.0.1,localhost",
+            DATABASE_URL=database_url,
+            SLACK_BOT_TOKEN=BOT_TOKEN,
+            SLACK_SIGNING_SECRET=SECRET,
+            SLACK_API_URL=self.slack.api_url,
+            TRIAGE_CHANNEL=TRIAGE_CHANNEL,
+            ZENDESK_URL=self.zendesk.url,
+            ZENDESK_EMAIL=ZD_EMAIL,
+            ZENDESK_API_TOKEN=ZD_TOKEN,
+            ZENDESK_WEBHOOK_SECRET=WEBHOOK_SECRET,
+            GITHUB_API_URL=self.github.url,
+            NPM_REGISTRY_URL=f"{self.registry.url}/npm",
+            PYPI_URL=self.registry.url,
+            SOURCE_MAX_RETRIES="0",
+        )
+        if self.model is not None:
+            env.update(
+                ANTHROPIC_API_KEY=self.model.api_key,
+                ANTHROPIC_BASE_URL=self.model.url,
+                ANTHROPIC_MAX_RETRIES="0",
+            )
+        env.update({key.upper(): value for key, value in settings.items()})
+        return env
+
+
+async def start_replicas(
+    replicas: list[Replica], fakes: Fakes, database_url: str, cwd: Path, **settings: str
+) -> None:
+    """Start every replica's process (they import and connect concurrently; wait with `healthy`)."""
+    for replica in replicas:
+        await replica.start(fakes.env(replica.name, database_url, **settings), cwd)
 
 
 async def until(predicate: Callable[[], Awaitable[bool] | bool], within: float, what: str) -> None:

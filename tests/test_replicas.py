@@ -40,23 +40,21 @@ from formatting.actions import ACTION_PACKET
 from integrations.store import create_store_engine
 from integrations.store_schema import triage_runs
 from tests.fakes.http import free_port
-from tests.fakes.registries import RegistryFake
-from tests.fakes.slack import BOT_USER_ID, FakeSlack
-from tests.fakes.zendesk import FakeZendesk
+from tests.fakes.slack import BOT_USER_ID
 from tests.pg_support import pg_schema
 from tests.replica_support import (
-    GatedGitHub,
+    Fakes,
     Replica,
     ReplicaClient,
     healthy,
     parent_counts,
-    replica_env,
     report_counts,
     seed,
     send_webhook,
+    start_replicas,
     until,
 )
-from tests.slack_support import TRIAGE_CHANNEL, ZD_EMAIL, ZD_TOKEN
+from tests.slack_support import TRIAGE_CHANNEL
 
 pytestmark = pytest.mark.postgres
 
@@ -66,8 +64,9 @@ POLL_RE = re.compile(r"^(\S+ \S+) DEBUG bot\.poll_lease: Zendesk poll by (\S+) u
 
 
 class Cluster:
-    def __init__(self, slack: FakeSlack, zendesk: FakeZendesk, github: GatedGitHub, url: str) -> None:
-        self.slack, self.zendesk, self.github, self.database_url = slack, zendesk, github, url
+    def __init__(self, fakes: Fakes, url: str) -> None:
+        self.slack, self.zendesk, self.github = fakes.slack, fakes.zendesk, fakes.github
+        self.database_url = url
         self.replicas: list[Replica] = []
         self.session = aiohttp.ClientSession()
 
@@ -88,45 +87,35 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture
 async def cluster(database_url: str, tmp_path: Path) -> AsyncIterator[Cluster]:
-    slack = FakeSlack().start()
-    zendesk = FakeZendesk()
-    zendesk.start()
-    zendesk.accept_token(ZD_EMAIL, ZD_TOKEN)
-    github = GatedGitHub().start()
-    registry = RegistryFake(npm={"posthog-js": "1.165.0"}, pypi={"posthog": "3.7.4"}).start()
-    c = Cluster(slack, zendesk, github, database_url)
+    fakes = Fakes().start()
+    c = Cluster(fakes, database_url)
+    c.replicas = [Replica(f"replica-{i}", free_port(), tmp_path / f"replica-{i}.log") for i in range(3)]
+    for replica in c.replicas:
+        replica.client = ReplicaClient(
+            fakes.slack, fakes.zendesk, tmp_path / "unused.db", session=c.session, base=replica.url
+        )
     try:
-        for i in range(3):
-            replica = Replica(f"replica-{i}", free_port(), tmp_path / f"replica-{i}.log")
-            replica.client = ReplicaClient(
-                slack, zendesk, tmp_path / "unused.db", session=c.session, base=replica.url
-            )
-            env = replica_env(
-                replica.name,
-                slack=slack,
-                zendesk=zendesk,
-                github=github,
-                registry=registry,
-                database_url=database_url,
-                log_level="DEBUG",  # the poll lease logs each poll's token at DEBUG
-                slack_update_interval_seconds="0.5",
-                zendesk_poll_seconds="2",
-                zendesk_poll_lookback_minutes="10",
-                triage_concurrency="4",
-                run_stale_after_seconds="15",
-                shutdown_drain_seconds="2",
-                research_deadline_seconds="60",
-                source_timeout_seconds="60",
-            )
-            await replica.start(env, tmp_path)
-            c.replicas.append(replica)
+        await start_replicas(
+            c.replicas,
+            fakes,
+            database_url,
+            tmp_path,
+            log_level="DEBUG",  # the poll lease logs each poll's token at DEBUG
+            slack_update_interval_seconds="0.5",
+            zendesk_poll_seconds="2",
+            zendesk_poll_lookback_minutes="10",
+            triage_concurrency="4",
+            run_stale_after_seconds="15",
+            shutdown_drain_seconds="2",
+            research_deadline_seconds="60",
+            source_timeout_seconds="60",
+        )
         yield c
     finally:
-        github.release.set()
+        fakes.github.release.set()
         await asyncio.gather(*(r.stop() for r in c.replicas))
         await c.session.close()
-        for fake in (slack, zendesk, github, registry):
-            fake.stop()
+        fakes.stop()
 
 
 async def test_three_replicas_triage_every_ticket_exactly_once(cluster: Cluster) -> None:
