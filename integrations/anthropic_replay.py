@@ -38,7 +38,7 @@ import httpx2
 
 RECORDING = "anthropic_messages.json"
 _PLACEHOLDER = re.compile(r"\{\{E:([^{}]+)\}\}")
-_ROW_START = re.compile(r"^\[(E\d+)\]", re.MULTILINE)
+_ROW = re.compile(r'<row id="(E\d+)"[^>]*>(.*?)</row>', re.DOTALL)
 
 
 def load_recording(name: str = RECORDING) -> dict[str, Any]:
@@ -65,20 +65,14 @@ def _schema_title(body: dict[str, Any]) -> str:
 
 
 def evidence_titles(prompt: str) -> list[tuple[str, str]]:
-    """(id, title) of every `[E…]` row in a prompt, in either table format the prompts use:
-    the synthesis/follow-up table (`[E3] source=… tool=…` then a `title: …` line) or the drafting digest
-    (`[E3] posthog_mcp [internal ]Title: summary url`, where the title is read up to the summary)."""
-    starts = list(_ROW_START.finditer(prompt))
+    """(id, title) of every `<row id="E…">` element in a prompt, in either table the prompts use: the
+    synthesis/follow-up table (a `title: …` line inside the row) or the drafting digest (one line,
+    `Title: summary url`, matched by its start)."""
     rows = []
-    for i, match in enumerate(starts):
-        end = starts[i + 1].start() if i + 1 < len(starts) else len(prompt)
-        lines = prompt[match.end() : end].split("\n\n", 1)[0].splitlines()
-        title = next((line[len("title: ") :] for line in lines[1:] if line.startswith("title: ")), None)
-        if title is None:  # the drafting digest: "<source> [internal ]<title>: <summary>"
-            rest = lines[0].strip() if lines else ""
-            rest = rest.split(" ", 1)[1] if " " in rest else ""
-            title = rest.removeprefix("internal ")
-        rows.append((match.group(1), title))
+    for match in _ROW.finditer(prompt):
+        lines = match.group(2).strip("\n").splitlines()
+        title = next((line[len("title: ") :] for line in lines if line.startswith("title: ")), None)
+        rows.append((match.group(1), title if title is not None else (lines[0] if lines else "")))
     return rows
 
 

@@ -23,7 +23,11 @@ INVENTED_ISSUE = "https://github.com/PostHog/posthog-js/issues/424242"
 INVENTED_VERSION = "9.9.9"
 HOSTILE_LINKS = f"see {EXFIL} and {MASKED_SLACK} and {MASKED_MD} and {INVENTED_ISSUE}"
 
-_ROW = re.compile(r"^\[(E\d+)\] source=(\S+) tool=(\S+) status=(\S+) first_party=(\w+) internal=(\w+)(.*)$")
+_ROW = re.compile(
+    r'<row id="(E\d+)" source="([^"]*)" tool="([^"]*)" status="(\w+)" first_party="(\w+)" internal="(\w+)">'
+    r"\n(.*?)\n</row>",
+    re.DOTALL,
+)
 _URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"'`|)\]\\]+")  # no "\\": JSON escapes end a URL
 
 
@@ -40,13 +44,22 @@ class Row:
 def evidence_rows(prompt: str) -> list[Row]:
     """The rows of the <evidence> table in a synthesis or follow-up prompt."""
     rows: list[Row] = []
-    for line in prompt.splitlines():
-        m = _ROW.match(line)
-        if m:
-            subject = m.group(7).split("subject=", 1)[1].strip() if "subject=" in m.group(7) else ""
-            rows.append(Row(m.group(1), m.group(2), m.group(4), m.group(5) == "yes", subject))
-        elif line.startswith("title: ") and rows and not rows[-1].title:
-            rows[-1].title = line[len("title: ") :]
+    for m in _ROW.finditer(prompt):
+        fields: dict[str, str] = {}
+        for line in m.group(7).splitlines():
+            key, sep, value = line.partition(": ")
+            if sep and key in ("subject", "title"):
+                fields.setdefault(key, value)
+        rows.append(
+            Row(
+                m.group(1),
+                m.group(2),
+                m.group(4),
+                m.group(5) == "yes",
+                fields.get("subject", ""),
+                fields.get("title", ""),
+            )
+        )
     return rows
 
 

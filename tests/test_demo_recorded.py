@@ -60,12 +60,16 @@ def test_every_recorded_answer_is_a_real_message_with_a_valid_output() -> None:
 
 def test_citations_resolve_against_the_requests_evidence_table() -> None:
     prompt = (
-        "<evidence>\n[E1] source=posthog_mcp tool=x status=ok\ntitle: Flag definition: f\n\n"
-        "[E2] source=github tool=search_issues status=ok\ntitle: PostHog/posthog-js#1534 broken\n</evidence>"
+        '<evidence>\n<row id="E1" source="posthog_mcp" tool="x" status="ok">\ntitle: Flag definition: f\n</row>\n'
+        '<row id="E2" source="github" tool="search_issues" status="ok">\n'
+        "title: PostHog/posthog-js#1534 broken\n</row>\n</evidence>"
     )
     text = "see {{E:PostHog/posthog-js#1534}} and {{E:flag definition}}; {{E:broken}} {{E:nothing like this}}"
     assert resolve_citations(text, prompt) == "see E2 and E1; E0 E0"  # a title's start, never its middle
-    digest = "<evidence>\n[E7] posthog_mcp internal Flag definition: f is on\n[E8] github PostHog/posthog-js#1534 x: y\n"
+    digest = (
+        '<evidence>\n<row id="E7" source="posthog_mcp" internal="yes">Flag definition: f is on</row>\n'
+        '<row id="E8" source="github" internal="no">PostHog/posthog-js#1534 x: y</row>\n</evidence>'
+    )
     assert resolve_citations(text, digest) == "see E8 and E7; E0 E0"
 
 

@@ -95,7 +95,7 @@ async def test_with_model_grounded_and_only_existing_ids(fake: FakeAnthropic, mo
     assert answer.usage.calls == 1
     body = fake.last_body()
     prompt = FakeAnthropic.prompt_of(body)
-    assert "<evidence>" in prompt and "[E2] source=github" in prompt
+    assert "<evidence>" in prompt and '<row id="E2" source="github"' in prompt
     assert "<question>\nWhich version fixes it?\n</question>" in prompt
     thread = prompt[prompt.index("<thread>") : prompt.index("</thread>")]
     assert f"<earlier_question>\n{long_question}\n</earlier_question>" in thread
@@ -140,7 +140,7 @@ async def test_extra_evidence_is_numbered_and_citable(fake: FakeAnthropic, model
     )
     assert [e.id for e in answer.extra_evidence] == ["E4", "E5"]
     assert answer.evidence_ids == ["E4"]
-    assert "[E4] source=registry" in FakeAnthropic.prompt_of(fake.last_body())
+    assert '<row id="E4" source="registry"' in FakeAnthropic.prompt_of(fake.last_body())
 
 
 async def test_model_failure_answers_from_evidence(fake: FakeAnthropic, model: AnthropicModel) -> None:

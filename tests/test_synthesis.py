@@ -207,7 +207,11 @@ async def test_end_to_end_through_fake(fake: FakeAnthropic, model: AnthropicMode
     assert "isFeatureEnabled('new-checkout-flow')" in prompt[start:end]
     assert prompt.index("<evidence>") < start
     ev_block = prompt[prompt.index("<evidence>") : prompt.index("</evidence>")]
-    assert "[E1] source=posthog_mcp" in ev_block and "first_party=yes" in ev_block and "fixed_in" in ev_block
+    assert (
+        '<row id="E1" source="posthog_mcp"' in ev_block
+        and 'first_party="yes"' in ev_block
+        and "fixed_in" in ev_block
+    )
     assert "‹/evidence›" in ev_block and "‹system›" in ev_block
     assert body["output_config"]["format"]["type"] == "json_schema"
     # the graded report

@@ -29,7 +29,14 @@ from triage.models import (
     Urgency,
 )
 from triage.playbooks import Playbook, bundled_playbooks, playbook_for_area
-from triage.prompting import UNTRUSTED_NOTICE, clip, neutralise, report_claims_as_data, ticket_as_data
+from triage.prompting import (
+    UNTRUSTED_NOTICE,
+    attribute,
+    clip,
+    neutralise,
+    report_claims_as_data,
+    ticket_as_data,
+)
 from triage.prose import customer_text, internal_text, remove_evidence_refs, strip_slack_markup, text_grade
 from triage.protocols import LanguageModel, LanguageModelError
 
@@ -220,9 +227,10 @@ def _report_digest(
     rows = [e for e in report.evidence if e.status == EvidenceStatus.ok and not (public_only and e.internal)]
     ev_lines = []
     for e in rows[:30]:
+        text = f"{neutralise(clip(e.title, 160))}: {neutralise(clip(e.summary, 400))} {e.url or ''}".rstrip()
         ev_lines.append(
-            f"[{e.id}] {e.source} {'internal ' if e.internal else ''}{neutralise(clip(e.title, 160))}: "
-            f"{neutralise(clip(e.summary, 400))} {e.url or ''}".rstrip()
+            f'<row id="{e.id}" source="{attribute(e.source)}" internal="{"yes" if e.internal else "no"}">'
+            f"{text}</row>"
         )
     body = "\n".join(lines)
     ev = "\n".join(ev_lines)

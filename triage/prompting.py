@@ -33,6 +33,11 @@ def neutralise(text: str) -> str:
     return str(text).translate(_ANGLES)
 
 
+def attribute(text: str) -> str:
+    """A value for a tag attribute we write: neutralised, one line, no double quote."""
+    return " ".join(neutralise(text).replace('"', "'").split())
+
+
 def clip(text: str, limit: int, marker: str = "…[truncated]") -> str:
     if len(text) <= limit:
         return text
@@ -57,7 +62,7 @@ def ticket_as_data(ticket: Ticket, budget_chars: int = 24_000, include_private: 
         who = (
             c.author_role.value
             if isinstance(c.author_role, AuthorRole)
-            else n(clip(str(c.author_role), 40)).replace('"', "'")
+            else attribute(clip(str(c.author_role), 40))
         )
         vis = "public" if c.public else "internal note"
         when = f' at="{c.created_at.isoformat()}"' if c.created_at else ""
