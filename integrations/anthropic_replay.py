@@ -36,9 +36,10 @@ from typing import Any
 
 import httpx2
 
+from triage.prompting import rows_in_prompt
+
 RECORDING = "anthropic_messages.json"
 _PLACEHOLDER = re.compile(r"\{\{E:([^{}]+)\}\}")
-_ROW = re.compile(r'<row id="(E\d+)"[^>]*>(.*?)</row>', re.DOTALL)
 
 
 def load_recording(name: str = RECORDING) -> dict[str, Any]:
@@ -65,15 +66,11 @@ def _schema_title(body: dict[str, Any]) -> str:
 
 
 def evidence_titles(prompt: str) -> list[tuple[str, str]]:
-    """(id, title) of every `<row id="E…">` element in a prompt, in either table the prompts use: the
-    synthesis/follow-up table (a `title: …` line inside the row) or the drafting digest (one line,
-    `Title: summary url`, matched by its start)."""
-    rows = []
-    for match in _ROW.finditer(prompt):
-        lines = match.group(2).strip("\n").splitlines()
-        title = next((line[len("title: ") :] for line in lines if line.startswith("title: ")), None)
-        rows.append((match.group(1), title if title is not None else (lines[0] if lines else "")))
-    return rows
+    """(id, title) of every evidence row in a prompt: the synthesis/follow-up table's `title: …` line, or
+    the drafting digest's one line (`Title: summary url`, matched by its start)."""
+    return [
+        (row.id, row.field("title") or (row.lines[0] if row.lines else "")) for row in rows_in_prompt(prompt)
+    ]
 
 
 def resolve_citations(text: str, prompt: str) -> str:

@@ -18,26 +18,27 @@ the order of magnitude of a live run; it is an estimate, not a bill.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from integrations.anthropic_model import price_for
 from triage.models import Usage
+from triage.prompting import rows_in_prompt
 from triage.protocols import LanguageModelError, ModelResult
 
 T = TypeVar("T", bound=BaseModel)
 
-_ROW = re.compile(r"^\[(E\d+)\][^\n]*\n(?:(?!\[E\d+\]).*\n)*?url: (\S+)", re.MULTILINE)
 PLACEHOLDER = "@url:"
 
 
 def evidence_ids_by_url(prompt: str) -> dict[str, str]:
     """`url → E-id` from the `<evidence>` rows of a synthesis/draft prompt."""
     found: dict[str, str] = {}
-    for match in _ROW.finditer(prompt):
-        found.setdefault(match.group(2), match.group(1))
+    for row in rows_in_prompt(prompt):
+        url = row.field("url")
+        if url:
+            found.setdefault(url.strip(), row.id)
     return found
 
 

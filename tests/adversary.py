@@ -15,6 +15,7 @@ from typing import Any
 from tests.fakes.anthropic import FakeAnthropic
 from triage.links import LinkPolicy, evidence_urls
 from triage.models import Evidence, KnownBug, TriageReport
+from triage.prompting import rows_in_prompt
 
 EXFIL = "https://evil.example/?q=jane@acme-analytics.io"
 MASKED_SLACK = "<https://evil.example/steal|PostHog/posthog-js#1534>"
@@ -23,11 +24,6 @@ INVENTED_ISSUE = "https://github.com/PostHog/posthog-js/issues/424242"
 INVENTED_VERSION = "9.9.9"
 HOSTILE_LINKS = f"see {EXFIL} and {MASKED_SLACK} and {MASKED_MD} and {INVENTED_ISSUE}"
 
-_ROW = re.compile(
-    r'<row id="(E\d+)" source="([^"]*)" tool="([^"]*)" status="(\w+)" first_party="(\w+)" internal="(\w+)">'
-    r"\n(.*?)\n</row>",
-    re.DOTALL,
-)
 _URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"'`|)\]\\]+")  # no "\\": JSON escapes end a URL
 
 
@@ -43,24 +39,17 @@ class Row:
 
 def evidence_rows(prompt: str) -> list[Row]:
     """The rows of the <evidence> table in a synthesis or follow-up prompt."""
-    rows: list[Row] = []
-    for m in _ROW.finditer(prompt):
-        fields: dict[str, str] = {}
-        for line in m.group(7).splitlines():
-            key, sep, value = line.partition(": ")
-            if sep and key in ("subject", "title"):
-                fields.setdefault(key, value)
-        rows.append(
-            Row(
-                m.group(1),
-                m.group(2),
-                m.group(4),
-                m.group(5) == "yes",
-                fields.get("subject", ""),
-                fields.get("title", ""),
-            )
+    return [
+        Row(
+            r.id,
+            r.attrs.get("source", ""),
+            r.attrs.get("status", ""),
+            r.attrs.get("first_party") == "yes",
+            r.field("subject") or "",
+            r.field("title") or "",
         )
-    return rows
+        for r in rows_in_prompt(prompt)
+    ]
 
 
 def schema_keys(body: dict[str, Any]) -> set[str]:

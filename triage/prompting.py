@@ -14,6 +14,9 @@ elided with a visible marker.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 from triage.models import AuthorRole, Ticket, TriageReport
 
 UNTRUSTED_NOTICE = (
@@ -123,3 +126,29 @@ def report_claims_as_data(report: TriageReport) -> list[str]:
     lines += [f"ruled out: {neutralise(clip(r, 300))}" for r in report.ruled_out[:8]]
     lines += [f"next step: {neutralise(clip(s, 300))}" for s in report.next_steps[:8]]
     return lines
+
+
+# ---------------------------------------------------------------- reading evidence rows back
+
+_ROW = re.compile(r'<row id="(E\d+)"((?: \w+="[^"]*")*)>(.*?)</row>', re.DOTALL)
+_ATTR = re.compile(r'(\w+)="([^"]*)"')
+
+
+@dataclass(frozen=True)
+class PromptRow:
+    id: str
+    attrs: dict[str, str]
+    lines: list[str]
+
+    def field(self, name: str) -> str | None:
+        """The value of the row's first `name: …` line."""
+        return next((line[len(name) + 2 :] for line in self.lines if line.startswith(f"{name}: ")), None)
+
+
+def rows_in_prompt(prompt: str) -> list[PromptRow]:
+    """The `<row …>` evidence elements of a prompt (the synthesis/follow-up table or the drafting
+    digest), read back by the recorded-model replays and by test doubles that answer like a model."""
+    return [
+        PromptRow(m.group(1), dict(_ATTR.findall(m.group(2))), m.group(3).strip("\n").splitlines())
+        for m in _ROW.finditer(prompt)
+    ]
