@@ -158,7 +158,7 @@ async def resume_outbox(
         len(outbox.messages),
         run.token,
     )
-    await heartbeating(services, run, post_outbox(services.store, run, outbox))
+    await heartbeating(services, run, post_outbox(services.store, run, outbox, read_back=True))
     return DeliveryResult(
         claim.run.ticket_id,
         "done",

@@ -132,6 +132,8 @@ def _message_args(payload: dict[str, Any]) -> dict[str, Any]:
     args: dict[str, Any] = {"text": payload.get("text") or " "}
     if payload.get("blocks"):
         args["blocks"] = payload["blocks"]
+    if payload.get("metadata"):  # message metadata (`bot.outbox` tags report messages with their run)
+        args["metadata"] = payload["metadata"]
     return args
 
 

@@ -2,7 +2,8 @@
 
 On SQLite and PostgreSQL, against the fake Slack Web API on 127.0.0.1: replica A stores the report
 (the run's outbox) and dies; replica B takes the run over with a higher fencing token and posts what
-is left into the existing thread, without triaging again; A, waking up, posts nothing.
+is left into the existing thread, without triaging again (a message Slack took but the database did
+not count is found in the thread by its metadata); A, waking up, posts nothing.
 """
 
 from __future__ import annotations
@@ -84,15 +85,16 @@ async def test_takeover_posts_only_what_is_left_and_the_stale_owner_posts_nothin
 
     real_sent = a.outbox_sent
 
-    async def dies_after_counting(rid: str, sent: int, *, token: int) -> bool:
-        assert await real_sent(rid, sent, token=token)
-        raise Died
+    async def dies_before_counting_the_second(rid: str, sent: int, *, token: int) -> bool:
+        if sent == 2:
+            raise Died  # Slack has part 2, the database does not know it
+        return await real_sent(rid, sent, token=token)
 
-    a.outbox_sent = dies_after_counting  # type: ignore[method-assign]
+    a.outbox_sent = dies_before_counting_the_second  # type: ignore[method-assign]
     with pytest.raises(Died):
         await post_outbox(a, mine, outbox)
     a.outbox_sent = real_sent  # type: ignore[method-assign]
-    assert [m.text for m in slack.thread("C1", card)] == ["part 1"]
+    assert [m.text for m in slack.thread("C1", card)] == ["part 1", "part 2"]
     stored = await b.get_outbox(run_id)
     assert stored is not None and stored.sent == 1
 
@@ -110,8 +112,9 @@ async def test_takeover_posts_only_what_is_left_and_the_stale_owner_posts_nothin
     assert not await a.complete_run(run_id, token=claim.token)
 
     theirs = FencedRun(client, b, run_id, taken.token)
-    await post_outbox(b, theirs, stored)
+    await post_outbox(b, theirs, stored, read_back=True)  # reads the thread: part 2 is there already
     assert [m.text for m in slack.thread("C1", card)] == ["part 1", "part 2", "part 3"]
+    assert len(slack.calls_to("conversations.replies")) == 1
     assert len(slack.top_level("C1")) == 1 and slack.messages[card].text == "final card"
     done = await b.get_run(run_id)
     assert done is not None and done.status is RunStatus.done and done.owner == "replica-b"
@@ -210,3 +213,23 @@ async def _die_after_store_then_take_over(slack: FakeSlack, a: Services, b: Serv
     with pytest.raises(Superseded):
         await post_outbox(a.store, stale, outbox)
     assert len(slack.api_calls) == before
+
+
+async def test_a_thread_that_cannot_be_read_back_falls_back_to_the_stored_count(
+    slack: FakeSlack, stores: tuple[SqlStore, SqlStore]
+) -> None:
+    a, b = stores
+    client = AsyncWebClient(token="xoxb-test", base_url=slack.api_url)
+    claim = await a.claim_run(42, "v1", "webhook", stale_after_s=60)
+    run_id = claim.run.run_id
+    mine = FencedRun(client, a, run_id, claim.token)
+    card = await mine.post("C1", {"text": "researching"})
+    outbox = Outbox(channel="C1", thread_ts=card, messages=[{"text": "part 1"}, {"text": "part 2"}])
+    await mine.stage(TriageReport(run_id=run_id, ticket=TicketSummary(id=42)), outbox)
+    await age_heartbeat(b, run_id, 3600)
+    taken = await b.claim_run(42, "v1", "poll", stale_after_s=60)
+    slack.errors["conversations.replies"] = "missing_scope"  # an app installed without channels:history
+    await post_outbox(b, FencedRun(client, b, run_id, taken.token), outbox, read_back=True)
+    assert [m.text for m in slack.thread("C1", card)] == ["part 1", "part 2"]  # posted from the count
+    done = await b.get_run(run_id)
+    assert done is not None and done.status is RunStatus.done

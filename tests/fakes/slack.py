@@ -221,6 +221,35 @@ class FakeSlack(FakeServer):
             "message": {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "ts": ts, "text": msg.text},
         }
 
+    def _m_conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The parent and its replies, oldest first, one page; `metadata` only with include_all_metadata.
+
+        Shape from docs.slack.dev/reference/methods/conversations.replies (example response: `messages`
+        with type/user/text/thread_ts/ts, `has_more`, `response_metadata.next_cursor`; argument
+        `include_all_metadata`; error `thread_not_found`) and docs.slack.dev/messaging/message-metadata
+        (`metadata: {event_type, event_payload}` as posted).
+        """
+        channel, ts = str(params.get("channel", "")), str(params.get("ts", ""))
+        parent = self.messages.get(ts)
+        if parent is None or parent.channel != channel:
+            return {"ok": False, "error": "thread_not_found"}
+        with_metadata = _bool(params.get("include_all_metadata"))
+        replies = sorted(self.thread(channel, ts), key=lambda m: float(m.ts))
+        messages = []
+        for m in [parent, *replies]:
+            item: dict[str, Any] = {
+                "type": "message",
+                "user": BOT_USER_ID,
+                "bot_id": BOT_ID,
+                "text": m.text,
+                "thread_ts": ts,
+                "ts": m.ts,
+            }
+            if with_metadata and isinstance(m.params.get("metadata"), dict):
+                item["metadata"] = m.params["metadata"]
+            messages.append(item)
+        return {"ok": True, "messages": messages, "has_more": False, "response_metadata": {"next_cursor": ""}}
+
     def _m_chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
         ts = str(params.get("ts", ""))
         msg = self.messages.get(ts)
