@@ -113,6 +113,19 @@ posthog.request.APIError: [PostHog] Unauthorized (401)
             "runtime error: invalid memory",
         ),
         (
+            "kafka.errors.NoBrokersAvailable: NoBrokersAvailable",
+            "kafka.errors.NoBrokersAvailable: NoBrokersAvailable",
+        ),
+        (
+            "django.core.exceptions.ImproperlyConfigured: The SECRET_KEY setting must not be empty.",
+            "django.core.exceptions.ImproperlyConfigured: The SECRET_KEY setting must not be empty",
+        ),
+        (
+            "ClickHouse exception, code: 1000; e.displayText() = DB::Exception: Connection refused",
+            "DB::Exception:",
+        ),
+        ("Failed to load resource: the server responded with a status of 404 ()", "Failed to load resource"),
+        (
             "NoMethodError (undefined method `capture' for nil:NilClass)",
             "NoMethodError: undefined method `capture' for nil:NilClass",
         ),

@@ -61,6 +61,10 @@ _PROSE_START = re.compile(
     r"nós|eu|ele)\b",
     re.IGNORECASE,
 )
+_NAMESPACE = re.compile(r"\b[A-Za-z]\w{0,30}::\Z")
+_MODULE_ERROR = re.compile(
+    r"((?:[a-z_]\w{0,40}\.){1,6}(?:errors?|exceptions?)\.[A-Z]\w{2,60}):[ \t]+([^\n]{3,300})"
+)
 _GO_PANIC = re.compile(r"\bpanic:[ \t]+([^\n]{3,300})")
 _RUBY_ERROR = re.compile(r"\b([A-Z]\w{2,60}(?:Error|Exception))[ \t]+\(([^\n()]{3,250})\)")
 _TS_PROPERTY = re.compile(r"Property '[^'\n]{1,80}' does not exist on type '[^'\n]{1,120}'")
@@ -132,7 +136,7 @@ _PHRASE_END = re.compile(
 )
 # a log line with a level prefix: "ERROR: for web  Cannot start service web: …", "web_1 | error: …"
 _LOG_LEVEL_LINE = re.compile(
-    r"^[ \t]*(?:[\w.-]{1,40}[ \t]*\|[ \t]*)?(?:ERROR|FATAL|error|fatal)(?:[ \t]*\[[^\]\n]{1,40}\])?:[ \t]+"
+    r"^[ \t]*(?:[\w.-]{1,40}[ \t]*\|[ \t]*)?(?:ERROR|FATAL|Fatal|error|fatal)(?:[ \t]*\[[^\]\n]{1,40}\])?:[ \t]+"
     r"(?:for[ \t]+[\w.-]{1,40}[ \t]+)?\.?([^\n]{3,300})",
     re.MULTILINE,
 )
@@ -209,6 +213,14 @@ def extract_errors(text: str, low: str, error_phrases: Sequence[str] = ()) -> li
         while start < pos and text[start] == ".":  # "ERROR: .FileNotFoundError: …"
             start += 1
         if (m := _ERROR_LINE.match(text, start)) is not None:
+            namespace = _NAMESPACE.search(text, max(0, start - 40), start)  # ClickHouse's "DB::Exception"
+            cls = (namespace.group(0) if namespace else "") + m.group(1)
+            found.append((namespace.start() if namespace else m.start(), _trim(f"{cls}: {m.group(2)}")))
+    for pos in anchors(low, (".errors.", ".exceptions.", ".error.", ".exception."), word_start=False):
+        start = pos  # a Python class in an errors/exceptions module: "kafka.errors.NoBrokersAvailable: …"
+        while start > 0 and pos - start < 120 and (text[start - 1].isalnum() or text[start - 1] in "_."):
+            start -= 1
+        if (m := _MODULE_ERROR.match(text, start)) is not None:
             found.append((m.start(), _trim(f"{m.group(1)}: {m.group(2)}")))
     if "traceback" in low:
         found += _traceback_ends(text)
