@@ -300,9 +300,9 @@ class PostHogLikeServer:
                 self._flag_by_id(a["id"]), "feature-flag-get-definition"
             ),
             "feature-flag-get-all": self._flags_list,
-            "feature-flags-evaluation-reasons-retrieve": lambda a: self.data["evaluation_reasons"].get(
-                a["distinct_id"], {}
-            ),
+            "feature-flags-evaluation-reasons-retrieve": lambda a: self.data.get(
+                "evaluation_reasons", {}
+            ).get(a["distinct_id"], {}),
             "feature-flags-activity-retrieve": self._flag_activity,
             "persons-list": self._persons_list,
             "persons-retrieve": self._person,
