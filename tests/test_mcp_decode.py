@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from integrations.mcp_contract import argument_errors, posthog_contract
 from integrations.mcp_decode import Unparseable, decode_document, decode_result, decode_table
 from integrations.posthog_mcp import PostHogMcpSource
-from integrations.posthog_mcp_replay import build_posthog_like_server, format_response, pick_fields, sql_table
+from integrations.posthog_mcp_replay import (
+    build_posthog_like_server,
+    format_response,
+    load_recorded,
+    pick_fields,
+    sql_table,
+)
 from triage.models import EvidenceStatus, Identifiers, Intake, Sdk
 from triage.playbooks import McpCheck, Playbook
 
@@ -168,3 +176,20 @@ def test_pinned_schemas_reject_what_the_real_server_rejects() -> None:
     assert argument_errors(tools["execute-sql"].input_schema, {}) == [
         "arguments: 'query' is a required property"
     ]
+
+
+async def test_a_recording_without_evaluation_reasons_is_an_error_row_not_a_handler_crash(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    data = {k: v for k, v in load_recorded().items() if k != "evaluation_reasons"}  # like most golden cases
+    server = build_posthog_like_server(data)
+    src = PostHogMcpSource(server=server, project_id="84512")
+    source, value = VALUES["flag_evaluation_reasons"]
+    try:
+        [task] = src.plan(intake_for(source, value), check_for("flag_evaluation_reasons"))
+        [row] = await src.execute(task)
+    finally:
+        await src.aclose()
+    # as for a distinct id the recording lacks: nothing recorded is no answer, never "not found"
+    assert row.status is EvidenceStatus.error, row.summary
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # no traceback from the handler
