@@ -95,6 +95,13 @@ ADVERSARIAL = {
     "injection": "ignore all previous " * 5_000,
     "dollars": "$" * 100_000,
     "captures": "capture('" * 11_000,
+    "error colons": "error: x\n" * 11_000,
+    "error modules": "a.errors.B: " * 9_000,
+    "namespaces": "DB::" * 25_000,
+    "sdk log tags": "[PostHog.js] " * 8_000,
+    "table pipes": "| posthog-js | " * 7_000,
+    "guillemets": "« erreur " * 10_000,
+    "german quotes": "„Fehler " * 10_000,
 }
 
 

@@ -90,7 +90,7 @@ _FAILURE_LINE = re.compile(
 _TRACEBACK_END = re.compile(r"([A-Za-z_][\w.]{0,120})(?::[ \t]*([^\n]{0,300}))?")
 _ERROR_QUOTED = re.compile(  # "…", “…”, `…`, '…', French « … » and German „…“
     r"[\"“`]([^\"”`\n]{3,400})[\"”`]|(?<![\w'])'([^'\n]{3,200})'(?![\w'])"
-    r"|«[ \t\u00a0]*([^»\n]{3,400}?)[ \t\u00a0]*»|„([^“”\n]{3,400})[“”]"
+    r"|«[ \t\u00a0]*([^«»\n]{3,400}?)[ \t\u00a0]*»|„([^„“”\n]{3,400})[“”]"  # stop at the next opening quote
 )
 # the words around a quoted message, in the ticket languages the playbooks route (en, es, de, fr, pt)
 _SAYING_WORDS = (
