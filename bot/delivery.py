@@ -229,7 +229,7 @@ async def triage_ticket(
                 if on_thread is not None:
                     await _safe_callback(on_thread, posted)
                 return posted
-        return await _triage_claimed(services, rt, run, ticket, channel, invoker, on_thread)
+        return await _triage_claimed(services, rt, run, ticket, channel, invoker, on_thread, claim.resumed)
     except Superseded as exc:
         log.info("#%s: %s; stopping quietly", ticket_id, exc)
         return DeliveryResult(ticket_id, "superseded", run_id=run_id, message=str(exc))
@@ -243,12 +243,13 @@ async def _triage_claimed(
     channel: str,
     invoker: str | None,
     on_thread: OnThread | None,
+    resumed: bool,
 ) -> DeliveryResult:
     store, ticket_id, run_id = services.store, ticket.id, run.run_id
     state = card_state(ticket, run_id)
     try:
         # heart-beating: in a burst the card may wait a while for the channel's posting slot
-        opened = open_thread(services, run, ticket, channel, state)
+        opened = open_thread(services, run, ticket, channel, state, resumed=resumed)
         channel, thread_ts, reused = await heartbeating(services, run, opened)
     except Superseded:
         raise
@@ -419,7 +420,8 @@ async def _deliver_fenced(
 
         state = card_state(ticket, run_id)
         try:
-            channel, thread_ts, reused = await open_thread(services, run, ticket, channel, state)
+            opened = open_thread(services, run, ticket, channel, state, resumed=claim.resumed)
+            channel, thread_ts, reused = await opened
         except Superseded:
             raise
         except Exception as exc:

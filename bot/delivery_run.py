@@ -1,7 +1,8 @@
 """One triage run delivered into its Slack thread: the parts `bot.delivery`'s entry points share.
 
 - `open_thread`: post the parent card in TRIAGE_CHANNEL, or reuse the ticket's thread (the first
-  thread of a ticket wins across replicas; a loser deletes its own card);
+  thread of a ticket wins across replicas; a loser deletes its own card; a run taken over adopts
+  the card its previous owner posted but did not record, found by its message metadata);
 - `run_triage`: the engine with live card updates (`CardUpdater`: ≤ 1 per
   SLACK_UPDATE_INTERVAL_SECONDS, coalesced), then the report stored with its outbox and posted
   (`bot.outbox`); a failure is shown in the thread and on the card;
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+CARD_EVENT = "triagebot_card"  # message metadata event_type of a parent card
+CARD_READ_BACK_PAGES = 3  # conversations.history pages (200 messages each) searched for a lost card
+
 
 HEARTBEAT_S = 30.0  # upper bound; the interval is min(HEARTBEAT_S, RUN_STALE_AFTER_SECONDS / 4)
 
@@ -73,12 +77,51 @@ def card_state(ticket: Ticket, run_id: str) -> CardState:
     return CardState(ticket=TicketSummary.of(ticket), run_id=run_id, status="queued", ticket_url=ticket.url)
 
 
+def _card_message(state: CardState, run_id: str, ticket_id: int) -> dict[str, Any]:
+    """The parent card, with message metadata naming its run (how a takeover finds a lost card)."""
+    metadata = {"event_type": CARD_EVENT, "event_payload": {"run_id": run_id, "ticket_id": ticket_id}}
+    return {**parent_message(state), "metadata": metadata}
+
+
+async def _lost_card(run: FencedRun, channel: str) -> str | None:
+    """A card of this run that its previous owner posted but died before recording (its ts), if any.
+
+    Reads the channel's latest messages (conversations.history with metadata); a failed read is
+    logged and counts as "none" (a new card is posted, as without this check).
+    """
+    cursor: str | None = None
+    try:
+        for _ in range(CARD_READ_BACK_PAGES):
+            resp = await run.client.conversations_history(
+                channel=channel, include_all_metadata=True, limit=200, cursor=cursor
+            )
+            for message in resp.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == CARD_EVENT and payload.get("run_id") == run.run_id:
+                    return str(message["ts"])
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
+            if cursor is None:
+                return None
+    except Exception as exc:
+        log.warning("run %s: %s not read back for a lost card (%s)", run.run_id, channel, slack_error(exc))
+    return None
+
+
 async def open_thread(
-    services: Services, run: FencedRun, ticket: Ticket, channel: str, state: CardState
+    services: Services,
+    run: FencedRun,
+    ticket: Ticket,
+    channel: str,
+    state: CardState,
+    *,
+    resumed: bool = False,
 ) -> tuple[str, str, bool]:
     """Post the parent card (or reuse the ticket's thread) and record it on the run.
 
-    Returns (channel, thread_ts, reused). Every Slack write is fenced (`run`).
+    `resumed` (the run was taken over): a card the previous owner posted but did not record is found
+    by its metadata and adopted instead of posting a second one. Returns (channel, thread_ts, reused).
+    Every Slack write is fenced (`run`).
     """
     ref = await services.store.get_thread(ticket.id)
     if ref is not None:
@@ -90,10 +133,16 @@ async def open_thread(
             log.warning(
                 "could not reuse the thread of #%s (%s); posting a new one", ticket.id, slack_error(exc)
             )
-            ts = await run.post(channel, parent_message(state))
+            ts = await run.post(channel, _card_message(state, run.run_id, ticket.id))
             await run.set_thread(channel, ts)
             return channel, ts, False
-    ts = await run.post(channel, parent_message(state))
+    lost = await _lost_card(run, channel) if resumed else None
+    if lost is not None:
+        log.info(
+            "#%s: adopting the card %s posted by the previous owner of run %s", ticket.id, lost, run.run_id
+        )
+        await run.update(channel, lost, parent_message(state))
+    ts = lost or await run.post(channel, _card_message(state, run.run_id, ticket.id))
     if not await services.store.set_thread(ThreadRef(ticket_id=ticket.id, channel=channel, thread_ts=ts)):
         # somebody opened the ticket's thread at the same moment: use theirs, drop ours
         ref = await services.store.get_thread(ticket.id)

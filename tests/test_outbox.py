@@ -233,3 +233,46 @@ async def test_a_thread_that_cannot_be_read_back_falls_back_to_the_stored_count(
     assert [m.text for m in slack.thread("C1", card)] == ["part 1", "part 2"]  # posted from the count
     done = await b.get_run(run_id)
     assert done is not None and done.status is RunStatus.done
+
+
+async def test_a_card_posted_but_not_recorded_is_adopted_by_the_next_owner(
+    slack: FakeSlack, db_url: str, tmp_path: Path
+) -> None:
+    with FakeZendesk() as zd:
+        seed_ticket(zd, example(FLAGS))
+        a = _services(slack, zd, tmp_path, db_url, "replica-a")
+        b = _services(slack, zd, tmp_path, db_url, "replica-b")
+        try:
+
+            async def posted_then_died(*args: Any, **kw: Any) -> bool:
+                raise Died  # the card is in Slack, the database never hears of it
+
+            a.store.set_thread = posted_then_died  # type: ignore[method-assign]
+            ticket = await a.engine.fetch(FLAGS)
+            claim = await a.store.claim_run(FLAGS, ticket.version_key, "webhook", stale_after_s=60)
+            with pytest.raises(Died):
+                await deliver_claim(a, claim, "webhook")
+            (lost,) = slack.top_level(TRIAGE_CHANNEL)
+            assert await b.store.get_thread(FLAGS) is None
+
+            await age_heartbeat(b.store, claim.run.run_id, 3600)
+
+            async def run(c: Claim, trigger: str) -> object:
+                return await deliver_claim(b, c, trigger)
+
+            queue = TriageQueue(b.store, run, concurrency=1, stale_after_s=60, heartbeat_s=1)
+            try:
+                assert await queue.recover() == 1
+                assert await queue.drain(WAIT_S)
+            finally:
+                await queue.aclose()
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+    assert [m.ts for m in slack.top_level(TRIAGE_CHANNEL)] == [lost.ts]  # one card: the lost one, adopted
+    thread = await b.store.get_thread(FLAGS)
+    assert thread is not None and thread.thread_ts == lost.ts
+    assert slack.thread(TRIAGE_CHANNEL, lost.ts)  # the report went into its thread
+    done = await b.store.get_run(claim.run.run_id)
+    assert done is not None and done.status is RunStatus.done and done.thread_ts == lost.ts

@@ -221,6 +221,28 @@ class FakeSlack(FakeServer):
             "message": {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "ts": ts, "text": msg.text},
         }
 
+    def _m_conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The channel's top-level messages, newest first, one page; `metadata` only with include_all_metadata.
+
+        Shape from docs.slack.dev/reference/methods/conversations.history (`messages` newest first,
+        `has_more`, `response_metadata.next_cursor`; argument `include_all_metadata`).
+        """
+        channel = str(params.get("channel", ""))
+        with_metadata = _bool(params.get("include_all_metadata"))
+        messages = []
+        for m in sorted(self.top_level(channel), key=lambda m: float(m.ts), reverse=True):
+            item: dict[str, Any] = {
+                "type": "message",
+                "user": BOT_USER_ID,
+                "bot_id": BOT_ID,
+                "text": m.text,
+                "ts": m.ts,
+            }
+            if with_metadata and isinstance(m.params.get("metadata"), dict):
+                item["metadata"] = m.params["metadata"]
+            messages.append(item)
+        return {"ok": True, "messages": messages, "has_more": False, "response_metadata": {"next_cursor": ""}}
+
     def _m_conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
         """The parent and its replies, oldest first, one page; `metadata` only with include_all_metadata.
 
