@@ -172,6 +172,15 @@ def test_a_message_in_inline_code_ends_at_the_backtick_and_is_listed_once() -> N
             "Something went wrong while loading remote config",
         ),
         ('Die API wirft "Projekt nicht gefunden" zurück', "Projekt nicht gefunden"),
+        (
+            "the log says 'Table posthog.events doesn't exist' after the upgrade",
+            "Table posthog.events doesn't exist",
+        ),
+        (
+            "it shows ‘Something went wrong, please try again’ on the page",
+            "Something went wrong, please try again",
+        ),
+        ("request to /batch/ failed, reason: connect ETIMEDOUT 10.0.0.1:443", "ETIMEDOUT"),
     ],
 )
 def test_quoted_messages_in_the_ticket_languages(text: str, expected: str) -> None:

@@ -89,7 +89,8 @@ _FAILURE_LINE = re.compile(
 )
 _TRACEBACK_END = re.compile(r"([A-Za-z_][\w.]{0,120})(?::[ \t]*([^\n]{0,300}))?")
 _ERROR_QUOTED = re.compile(  # "…", “…”, `…`, '…', French « … » and German „…“
-    r"[\"“`]([^\"”`\n]{3,400})[\"”`]|(?<![\w'])'([^'\n]{3,200})'(?![\w'])"
+    r"[\"“`]([^\"”`\n]{3,400})[\"”`]|(?<![\w'])'((?:[^'\n]|(?<=[A-Za-z])'(?=[a-z])){3,200})'(?![\w'])"
+    r"|‘((?:[^‘’\n]|(?<=[A-Za-z])’(?=[a-z])){3,400})’"
     r"|«[ \t\u00a0]*([^«»\n]{3,400}?)[ \t\u00a0]*»|„([^„“”\n]{3,400})[“”]"  # stop at the next opening quote
 )
 # the words around a quoted message, in the ticket languages the playbooks route (en, es, de, fr, pt)
@@ -174,7 +175,7 @@ def _phrase_messages(text: str, low: str, phrases: Sequence[str]) -> list[tuple[
             tail_from = pos + len(phrase)
             end_m = _PHRASE_END.search(text, tail_from, min(len(text), tail_from + 160))
             end = end_m.start() if end_m else min(len(text), tail_from + 160)
-            if phrase.endswith("."):
+            if phrase.endswith(".") or phrase.replace("_", "").isupper():  # "ECONNRESET": the code alone
                 end = tail_from
             found.append((start, _trim(text[start:end])))
     return found
