@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -246,6 +247,34 @@ DRAFT_SYSTEM = (
 )
 
 
+Draft = TypeVar("Draft", bound=BaseModel)
+
+
+async def _model_draft(
+    model: LanguageModel,
+    purpose: str,
+    instructions: str,
+    prompt: str,
+    output_type: type[Draft],
+    max_tokens: int,
+    what: str,
+) -> Draft | None:
+    """The model's draft, or None (logged) when the model is unavailable: the caller keeps its
+    deterministic draft."""
+    try:
+        result = await model.complete(
+            purpose=purpose,
+            system=[DRAFT_SYSTEM, instructions],
+            prompt=prompt,
+            output_type=output_type,
+            max_tokens=max_tokens,
+        )
+    except LanguageModelError as exc:
+        log.info("%s: model unavailable (%s); using the deterministic draft", what, exc)
+        return None
+    return result.output
+
+
 def _clean_list(items: list[str], limit: int = 12) -> list[str]:
     out = [strip_slack_markup(x).strip() for x in items if x and x.strip()]
     return out[:limit]
@@ -400,23 +429,19 @@ async def escalation_packet(
     )
     if ticket is not None:
         prompt += "\n\n" + ticket_as_data(ticket, budget_chars=TICKET_BUDGET_CHARS)
-    try:
-        result = await model.complete(
-            purpose="drafts",
-            system=[
-                DRAFT_SYSTEM,
-                "Escalation packet: a short title naming the component and symptom, a summary an engineer "
-                "can act on, the impact (who, how many, since when), numbered reproduction steps taken from "
-                "the ticket, and the suspected component. Keep evidence ids like E3 where you rely on them.",
-            ],
-            prompt=prompt,
-            output_type=PacketOutput,
-            max_tokens=2048,
-        )
-    except LanguageModelError as exc:
-        log.info("escalation packet: model unavailable (%s); using the deterministic packet", exc)
+    out = await _model_draft(
+        model,
+        "drafts",
+        "Escalation packet: a short title naming the component and symptom, a summary an engineer "
+        "can act on, the impact (who, how many, since when), numbered reproduction steps taken from "
+        "the ticket, and the suspected component. Keep evidence ids like E3 where you rely on them.",
+        prompt,
+        PacketOutput,
+        2048,
+        "escalation packet",
+    )
+    if out is None:
         return base
-    out = result.output
     valid = {e.id for e in report.evidence}
     policy = links or default_policy()
     grade = text_grade(report)
@@ -534,21 +559,17 @@ async def kb_article(
         "Do not name the customer, their organization or their users; do not cite internal data.\n\n"
         + _report_digest(report, public_only=True)
     )
-    try:
-        result = await model.complete(
-            purpose="kb",
-            system=[
-                DRAFT_SYSTEM,
-                "KB article: title, problem, symptoms, cause, resolution steps, affected versions.",
-            ],
-            prompt=prompt,
-            output_type=KbOutput,
-            max_tokens=2048,
-        )
-    except LanguageModelError as exc:
-        log.info("kb article: model unavailable (%s); using the deterministic draft", exc)
+    out = await _model_draft(
+        model,
+        "kb",
+        "KB article: title, problem, symptoms, cause, resolution steps, affected versions.",
+        prompt,
+        KbOutput,
+        2048,
+        "kb article",
+    )
+    if out is None:
         return base
-    out = result.output
 
     def public(text: str) -> str:
         return _public_text(text, report, links, model_written=True)
@@ -605,18 +626,18 @@ async def reply_draft(
         + "\n\ncurrent draft:\n"
         + neutralise(clip(base.body, 4000))
     )
-    try:
-        result = await model.complete(
-            purpose="drafts",
-            system=[DRAFT_SYSTEM, "Customer reply: plain text, friendly, in the customer's language."],
-            prompt=prompt,
-            output_type=ReplyOutput,
-            max_tokens=1500,
-        )
-    except LanguageModelError as exc:
-        log.info("reply draft: model unavailable (%s); using the deterministic draft", exc)
+    out = await _model_draft(
+        model,
+        "drafts",
+        "Customer reply: plain text, friendly, in the customer's language.",
+        prompt,
+        ReplyOutput,
+        1500,
+        "reply draft",
+    )
+    if out is None:
         return base
-    body = _public_text(result.output.body, report, links, model_written=True)
+    body = _public_text(out.body, report, links, model_written=True)
     if not body:
         return base
     code = lang.strip().lower().replace("_", "-").split("-")[0] or "en"
