@@ -46,6 +46,7 @@ NOT_RUN = {
     "replicas": "starts replica processes on PostgreSQL for minutes (issue #13); run by hand",
     "burst_intake": "a burst of hundreds of tickets through the intake queue (issue #13); run by hand",
     "known_bug_github": "no main: the GitHub half of known_bug_recall, which runs it below",
+    "latency": "no main: the sourced service latencies and slow fakes bench/replicas.py uses",
 }
 
 
