@@ -55,7 +55,7 @@ def _create_legacy(url: str) -> None:
     """A database as the pre-Alembic store left it, with a finished run, a thread and a ticket state."""
     engine = create_store_engine(url)
     ddl = (DATA / f"store_v1_{engine.dialect.name}.sql").read_text()
-    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    now = datetime.now(UTC).replace(microsecond=0)  # retention prunes by age: stamp rows with today
     try:
         with engine.begin() as conn:
             for statement in ddl.split(";"):
@@ -168,7 +168,7 @@ def _at_revision(url: str, revision: str) -> None:
 
 async def test_upgrade_from_0004_keeps_a_running_run_and_gives_it_an_empty_outbox(db_url: str) -> None:
     _at_revision(db_url, "0004")
-    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    now = datetime.now(UTC).replace(microsecond=0)
     engine = create_store_engine(db_url)
     with engine.begin() as conn:
         conn.execute(
