@@ -8,6 +8,12 @@ the model answers with the demo's recorded answers after time-to-first-token + o
 speed (intake ≈ 0.9–1.9 s, synthesis ≈ 9–19 s), GitHub search 0.25–1.2 s and other GitHub calls
 0.1–0.3 s, Slack and Zendesk 0.1–0.3 s per call, npm/PyPI 0.05–0.15 s. No fake rate-limits.
 
+The replicas share one posting pace per Slack channel (`bot/slack_pacing.py`: after a burst of 3, one
+chat.postMessage per second per channel, what Slack allows). Each ticket posts two messages into
+TRIAGE_CHANNEL (its card and its report), so at the default pace all replicas together deliver at
+most ≈ 30 tickets/min into one channel however many run. `--slack-post-interval 0` lifts the pace to
+measure what the replicas themselves can do.
+
 The burst arrives as signed Zendesk webhooks spread round-robin over the replicas (what a load
 balancer does), all at once. Polling is off: a poll burst is claimed and worked by the one replica
 that holds the poll lease.
@@ -20,6 +26,7 @@ share, the load average; then the median phase times of one triage. Target: 3 re
 throughput of 1 at the same TRIAGE_CONCURRENCY.
 
     .venv/bin/python bench/replicas.py [--tickets 300] [--concurrency 8] [--replicas 1 3] [--repeat 1]
+                                       [--slack-post-interval SECONDS]
 
 Needs PostgreSQL at 127.0.0.1:5432 (database `test`, trust auth); each run uses a throw-away schema.
 """
@@ -78,6 +85,7 @@ class Result:
     llm_reports: int
     model_calls: int
     searches: int
+    slack_posts: int
     rss_mb: list[float]
     pg_connections: int
     replica_cpu_s: float
@@ -120,6 +128,7 @@ async def run_burst(n_replicas: int, args: argparse.Namespace, workdir: Path) ->
             zendesk_workers=str(args.concurrency),
             slack_update_interval_seconds="1",
             run_stale_after_seconds="120",
+            **pace_settings(args),
         )
         await until(lambda: healthy(session, replicas), 300, "healthy replicas")
 
@@ -157,6 +166,7 @@ async def run_burst(n_replicas: int, args: argparse.Namespace, workdir: Path) ->
         replica_cpu = sum(r.cpu_seconds() - b for r, b in zip(replicas, cpu_before, strict=True))
         bench_share = (process_cpu_seconds(os.getpid()) - bench_before) / seconds
         searches = len(github.calls("/search/issues")) - searches_before
+        posts = sum(1 for call in list(slack.api_calls) if call.method == "chat.postMessage")
         load = os.getloadavg()
         rss = [r.peak_rss_mb() for r in replicas]
         await asyncio.sleep(1.0)  # a late duplicate would show up now
@@ -176,6 +186,7 @@ async def run_burst(n_replicas: int, args: argparse.Namespace, workdir: Path) ->
             llm_reports=sum(1 for r in rows if r["mode"] == "llm"),
             model_calls=calls,
             searches=searches,
+            slack_posts=posts,
             rss_mb=rss,
             pg_connections=peak_connections,
             replica_cpu_s=replica_cpu,
@@ -192,11 +203,26 @@ async def run_burst(n_replicas: int, args: argparse.Namespace, workdir: Path) ->
         admin.close()
 
 
+def pace_settings(args: argparse.Namespace) -> dict[str, str]:
+    """SLACK_POST_INTERVAL_SECONDS when given (0 lifts the shared channel pace); else the bot's default."""
+    if args.slack_post_interval is None:
+        return {}
+    return {"slack_post_interval_seconds": str(args.slack_post_interval)}
+
+
+def pace_label(args: argparse.Namespace) -> str:
+    if args.slack_post_interval is None:
+        return "Slack channel pace at its default (SLACK_POST_INTERVAL_SECONDS=1, burst 3)"
+    if args.slack_post_interval <= 0:
+        return "Slack channel pace off (SLACK_POST_INTERVAL_SECONDS=0)"
+    return f"SLACK_POST_INTERVAL_SECONDS={args.slack_post_interval:g}"
+
+
 def print_tables(results: list[Result], args: argparse.Namespace) -> None:
     base = statistics.median(r.per_min for r in results if r.replicas == results[0].replicas)
     print(
         f"\n{args.tickets}-ticket webhook burst, TRIAGE_CONCURRENCY={args.concurrency} per replica, "
-        f"PostgreSQL, {os.cpu_count()} CPU cores\n"
+        f"PostgreSQL, {pace_label(args)}, {os.cpu_count()} CPU cores\n"
     )
     print(
         "| replicas | time until every report posted | triages/min | speed-up | exactly once "
@@ -213,14 +239,17 @@ def print_tables(results: list[Result], args: argparse.Namespace) -> None:
             f"{r.load[0]:.1f} / {r.load[1]:.1f} / {r.load[2]:.1f} |"
         )
     print("\nOne triage, median per run (from the runs table), and what the fakes served per triage:\n")
-    print("| replicas | intake | research | synthesis | engine total | model calls | GitHub searches |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| replicas | intake | research | synthesis | engine total | model calls | GitHub searches | Slack posts |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         p = r.phases_ms
         print(
             f"| {r.replicas} | {p['intake_ms'] / 1000:.1f} s | "
             f"{p['research_ms'] / 1000:.1f} s | {p['synthesis_ms'] / 1000:.1f} s | {p['total_ms'] / 1000:.1f} s | "
-            f"{r.model_calls / args.tickets:.1f} | {r.searches / args.tickets:.1f} |"
+            f"{r.model_calls / args.tickets:.1f} | {r.searches / args.tickets:.1f} | "
+            f"{r.slack_posts / args.tickets:.1f} |"
         )
 
 
@@ -259,4 +288,10 @@ if __name__ == "__main__":
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--repeat", type=int, default=1, help="run each replica count this many times")
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument(
+        "--slack-post-interval",
+        type=float,
+        default=None,
+        help="SLACK_POST_INTERVAL_SECONDS for the replicas (0 = no shared channel pace; default: the bot's)",
+    )
     sys.exit(asyncio.run(main(parser.parse_args())))
