@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
 from integrations.anthropic_model import AnthropicModel
+from integrations.store import SqlStore
 from tests.fakes.anthropic import FakeAnthropic
+from tests.pg_support import pg_schema
 
 # Property tests are deterministic in the suite (the same examples on every run, so CI can't fail at
 # random); `HYPOTHESIS_PROFILE=explore` draws new random examples while developing.
@@ -60,3 +63,24 @@ async def model(fake: FakeAnthropic) -> AsyncIterator[AnthropicModel]:
     )
     yield m
     await m.aclose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store database: a SQLite file, then a throw-away schema of the local PostgreSQL (skipped,
+    with the reason, when it is not reachable). A module that needs SQLite only overrides it."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'triagebot.db'}"
+        return
+    with pg_schema() as url:
+        yield url
+
+
+@pytest.fixture
+async def stores(db_url: str) -> AsyncIterator[tuple[SqlStore, SqlStore]]:
+    """Two replicas' stores on one database."""
+    a = await SqlStore.connect(db_url, replica="replica-a")
+    b = await SqlStore.connect(db_url, replica="replica-b")
+    yield a, b
+    await a.close()
+    await b.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,20 +16,10 @@ from integrations.schema_migrations import SchemaError, current_revision, head_r
 from integrations.schema_migrations import _config as migration_config
 from integrations.store import SqlStore, create_store_engine
 from integrations.store_schema import metadata
-from tests.pg_support import pg_schema
 from triage.models import TicketSummary, TriageReport
 from triage.store import Outbox, RunStatus
 
 DATA = Path(__file__).parent / "data"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'triagebot.db'}"
-        return
-    with pg_schema("triagebot_mig") as url:
-        yield url
 
 
 def _revision(url: str) -> str | None:

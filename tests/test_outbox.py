@@ -9,7 +9,7 @@ not count is found in the thread by its metadata); A, waking up, posts nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,6 @@ from bot.wiring import Services
 from integrations.store import SqlStore
 from tests.fakes.slack import FakeSlack
 from tests.fakes.zendesk import FakeZendesk
-from tests.pg_support import pg_schema
 from tests.slack_support import TRIAGE_CHANNEL, SlackHarness, example, seed_ticket
 from tests.store_support import age_heartbeat
 from tests.waits import WAIT_S
@@ -39,28 +38,10 @@ class Died(Exception):
     """The replica's process ends here: nothing after this point runs."""
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'outbox.db'}"
-        return
-    with pg_schema("triagebot_outbox") as url:
-        yield url
-
-
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
     with FakeSlack() as fake:
         yield fake
-
-
-@pytest.fixture
-async def stores(db_url: str) -> AsyncIterator[tuple[SqlStore, SqlStore]]:
-    a = await SqlStore.connect(db_url, replica="replica-a")
-    b = await SqlStore.connect(db_url, replica="replica-b")
-    yield a, b
-    await a.close()
-    await b.close()
 
 
 async def test_takeover_posts_only_what_is_left_and_the_stale_owner_posts_nothing(

@@ -8,7 +8,6 @@ retry handlers) posting into the fake Slack Web API on 127.0.0.1 from two replic
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,29 +20,10 @@ from integrations.store import SqlStore
 from integrations.store_pace import reserve_slot
 from tests.fakes.slack import FakeSlack
 from tests.fakes.zendesk import FakeZendesk
-from tests.pg_support import pg_schema
 from tests.slack_support import TRIAGE_CHANNEL, SlackHarness, example, seed_ticket
 
 T0 = 1_800_000_000.0  # a fixed "now" (Unix seconds)
 FLAGS = 48291
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'pace.db'}"
-        return
-    with pg_schema("triagebot_pace") as url:
-        yield url
-
-
-@pytest.fixture
-async def stores(db_url: str) -> AsyncIterator[tuple[SqlStore, SqlStore]]:
-    a = await SqlStore.connect(db_url, replica="replica-a")
-    b = await SqlStore.connect(db_url, replica="replica-b")
-    yield a, b
-    await a.close()
-    await b.close()
 
 
 async def test_two_replicas_share_one_pace_per_channel(stores: tuple[SqlStore, SqlStore]) -> None:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, select, update
 
 from integrations.store import SqlStore, audit_log, cursors, evidence, normalize_database_url, triage_runs
-from tests.pg_support import pg_schema
 from tests.store_support import age_heartbeat
 from triage.models import (
     Confidence,
@@ -28,15 +26,6 @@ from triage.models import (
 from triage.store import Artefact, AuditEntry, Feedback, RunStatus, Store, ThreadRef, TicketState
 
 SECRET_TICKET_TEXT = "MY-PRIVATE-TICKET-TEXT-7731"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'triagebot.db'}"
-        return
-    with pg_schema() as url:
-        yield url
 
 
 @pytest.fixture
