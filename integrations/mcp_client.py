@@ -43,6 +43,7 @@ from mcp.types import (
     ToolListChangedNotification,
 )
 
+from integrations.http import tls_context
 from integrations.mcp_guard import ReadOnlyGuard
 from triage.models import Evidence, EvidenceStatus, ResearchTask
 
@@ -95,7 +96,11 @@ def http_client_factory(
     async def open_client(message_handler: MessageHandlerFnT | None = None) -> AsyncIterator[Client]:
         hooks = {"response": [status.record]} if status is not None else {}
         async with httpx2.AsyncClient(
-            headers=dict(headers), timeout=http_timeout, follow_redirects=False, event_hooks=hooks
+            headers=dict(headers),
+            timeout=http_timeout,
+            follow_redirects=False,
+            event_hooks=hooks,
+            verify=tls_context(),  # one per process: a new client would load the CA bundle again
         ) as http:
             transport = streamable_http_client(url, http_client=http)
             async with Client(

@@ -8,7 +8,9 @@ import pytest
 
 from integrations.github.source import GitHubSource
 from integrations.http import tls_context
+from integrations.posthog_mcp import PostHogMcpSource
 from integrations.registries import RegistrySource
+from tests.fakes.mcp_server import TOKEN, FakeMcpServer
 from tests.fakes.registries import RegistryFake
 from triage.models import EvidenceStatus, Identifiers, Intake, Sdk
 from triage.playbooks import Playbook
@@ -35,3 +37,9 @@ async def test_research_clients_build_no_new_ssl_context(monkeypatch: pytest.Mon
         [task] = src.plan(Intake(identifiers=Identifiers(sdks=[sdk])), Playbook(id="x", title="X"))
         [row] = await src.execute(task)
     assert row.status == EvidenceStatus.ok, row
+    with FakeMcpServer() as mcp:  # an MCP session opens its own HTTP client
+        posthog = PostHogMcpSource(mcp.url, TOKEN, project_id="84512", timeout_s=10)
+        try:
+            assert await posthog.start()
+        finally:
+            await posthog.aclose()
