@@ -26,7 +26,6 @@ from integrations.posthog_mcp_replay import PostHogLikeServer, build_posthog_lik
 from integrations.store import normalize_database_url
 from tests.fakes.anthropic import FakeAnthropic
 from tests.slack_support import SlackHarness, example, seed_ticket, slack_harness
-from tests.test_store import db_url  # noqa: F401  (the sqlite/postgres fixture)
 from triage.redaction import Redactor, SecretFilter
 
 CORPUS = json.loads((Path(__file__).parent / "data" / "redaction_corpus.json").read_text("utf-8"))
@@ -85,7 +84,7 @@ async def leaky(
     tmp_path: Path,
     fake: FakeAnthropic,
     model: AnthropicModel,
-    db_url: str,  # noqa: F811
+    db_url: str,
 ) -> AsyncIterator[tuple[SlackHarness, PostHogLikeServer]]:
     server = build_posthog_like_server()
     posthog = PostHogMcpSource("http://demo.invalid/mcp", "phx_demo", timeout_s=15, server=server)
@@ -113,7 +112,7 @@ def _database_text(url: str, db_file: Path | None) -> str:
 async def test_a_ticket_full_of_secrets_leaks_nowhere(
     leaky: tuple[SlackHarness, PostHogLikeServer],
     fake: FakeAnthropic,
-    db_url: str,  # noqa: F811
+    db_url: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     h, posthog = leaky
